@@ -7,5 +7,8 @@ export * from "./decode-frontend-message.js";
 export * from "./error-fields.js";
 export * from "./frame-reader.js";
 export * from "./frontend-messages.js";
+export * from "./md5-password.js";
 export * from "./message-names.js";
 export * from "./protocol-error.js";
+export * from "./saslprep.js";
+export * from "./scram.js";
