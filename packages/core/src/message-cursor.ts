@@ -72,7 +72,7 @@ export class MessageCursor {
     const end = chunk.length;
     this.event = CursorEvent.None;
     if (this.bodyLeft > 0) {
-      const take = this.bodyLeft < end - pos ? this.bodyLeft : end - pos;
+      const take = Math.min(this.bodyLeft, end - pos);
       if (this.peeking) {
         chunk.copy(this.peekBuf, this.peekFill, pos, pos + take);
         this.peekFill += take;
@@ -93,7 +93,7 @@ export class MessageCursor {
       this.length = chunk.readUInt32BE(pos + 1);
       pos += HEADER;
     } else {
-      const take = HEADER - this.headFill < end - pos ? HEADER - this.headFill : end - pos;
+      const take = Math.min(HEADER - this.headFill, end - pos);
       chunk.copy(this.head, this.headFill, pos, pos + take);
       this.headFill += take;
       pos += take;

@@ -1,0 +1,373 @@
+import { TransactionStatus } from "@pgmux/protocol";
+import type { Logger } from "pino";
+import type { ClientSession } from "./client-session.js";
+import type { Pooler } from "./pooler.js";
+import type { DatabaseSettings, PoolMode } from "./pooler-settings.js";
+import { type InternalResult, ServerConnection, ServerState } from "./server-connection.js";
+import type { ScramKeys } from "./server-login.js";
+import { parameterSyncQuery } from "./tracked-parameters.js";
+
+/** Counters a pool keeps for the admin side; plain numbers, incremented where the work happens. */
+export interface PoolStats {
+  transactions: number;
+  queries: number;
+  bytesFromClients: number;
+  bytesFromServers: number;
+  serverAssignments: number;
+  waitMicros: number;
+  transactionMicros: number;
+}
+
+/**
+ * The servers of one (database, user) pair and the clients waiting for them. Idle servers are a stack
+ * (the most recently used goes out first: its caches are warm); waiting clients a FIFO queue. Every server
+ * comes and goes through the methods here, so the counts stay true.
+ */
+export class Pool {
+  readonly name: string;
+  readonly log: Logger;
+  readonly mode: PoolMode;
+  readonly size: number;
+  readonly minSize: number;
+  readonly reserveSize: number;
+  /** The user pgmux logs in to the server as. */
+  readonly serverUser: string;
+  /** Password (plain or `md5…`) or SCRAM verifier for the server login, if pgmux has one. */
+  serverSecret: string | undefined;
+  /** SCRAM keys learnt from a client's own login, for logging in without a plaintext password. */
+  clientScramKeys: ScramKeys | null = null;
+
+  readonly servers = new Set<ServerConnection>();
+  private readonly idle: ServerConnection[] = [];
+  private readonly waiting: ClientSession[] = [];
+  private waitingHead = 0;
+  private readonly welcomeWaiters: ClientSession[] = [];
+  /** ParameterStatus set of the pool's first server, sent to each client at login. */
+  welcome: ReadonlyMap<string, string> | null = null;
+  connecting = 0;
+  active = 0;
+  lastConnectFailureAt = 0;
+  lastConnectFailure = "";
+  /** Set when the server refused the login itself: waiting will not help, so waiters are told at once. */
+  private loginRefused = false;
+  readonly stats: PoolStats = {
+    transactions: 0,
+    queries: 0,
+    bytesFromClients: 0,
+    bytesFromServers: 0,
+    serverAssignments: 0,
+    waitMicros: 0,
+    transactionMicros: 0,
+  };
+
+  constructor(
+    readonly pooler: Pooler,
+    readonly database: DatabaseSettings,
+    readonly user: string,
+  ) {
+    const s = pooler.settings;
+    const userSettings = s.userSettings.get(user);
+    this.name = `${database.name}/${user}`;
+    this.mode = userSettings?.poolMode ?? database.poolMode ?? s.poolMode;
+    this.size = database.poolSize ?? userSettings?.poolSize ?? s.defaultPoolSize;
+    this.minSize = database.minPoolSize ?? s.minPoolSize;
+    this.reserveSize = database.reservePoolSize ?? s.reservePoolSize;
+    this.serverUser = database.user ?? user;
+    this.serverSecret = database.password ?? s.users.get(this.serverUser);
+    this.log = pooler.log.child({ pool: this.name });
+  }
+
+  get idleCount(): number {
+    return this.idle.length;
+  }
+
+  get waitingCount(): number {
+    return this.waiting.length - this.waitingHead;
+  }
+
+  /** Oldest waiting client, for the janitor's reserve-pool and wait-timeout checks. */
+  *waitingClients(): Iterable<ClientSession> {
+    for (let i = this.waitingHead; i < this.waiting.length; i++) yield this.waiting[i]!;
+    yield* this.welcomeWaiters;
+  }
+
+  /** Calls `client.loginReady()` once the pool knows the server's parameters (connecting one if needed). */
+  awaitWelcome(client: ClientSession): void {
+    if (this.welcome !== null) {
+      client.welcomeReady(this.welcome);
+      return;
+    }
+    this.welcomeWaiters.push(client);
+    if (this.servers.size === 0) this.openServers(1, false);
+  }
+
+  /** Queues the client for a server; it is linked as soon as one is free. */
+  enqueue(client: ClientSession): void {
+    this.waiting.push(client);
+    this.dispatch();
+  }
+
+  /** Takes a client out of the queues (it left, or timed out). */
+  forget(client: ClientSession): void {
+    let i = this.waiting.indexOf(client, this.waitingHead);
+    if (i >= 0) this.waiting.splice(i, 1);
+    i = this.welcomeWaiters.indexOf(client);
+    if (i >= 0) this.welcomeWaiters.splice(i, 1);
+  }
+
+  private nextWaiter(): ClientSession | undefined {
+    while (this.waitingHead < this.waiting.length) {
+      const c = this.waiting[this.waitingHead++]!;
+      if (this.waitingHead > 64 && this.waitingHead * 2 > this.waiting.length) {
+        this.waiting.splice(0, this.waitingHead);
+        this.waitingHead = 0;
+      }
+      if (c.isWaiting) return c;
+    }
+    return undefined;
+  }
+
+  /** Hands idle servers to waiting clients, and opens servers for those left waiting, within the limits. */
+  dispatch(): void {
+    while (this.waitingCount > 0 && this.idle.length > 0) {
+      const server = this.idle.pop()!;
+      const now = this.pooler.now();
+      if (
+        this.pooler.settings.serverCheckDelayMs > 0 &&
+        now - server.lastUsedAt > this.pooler.settings.serverCheckDelayMs
+      ) {
+        this.check(server, now);
+        continue;
+      }
+      const client = this.nextWaiter();
+      if (client === undefined) {
+        this.idle.push(server);
+        break;
+      }
+      this.link(client, server, now);
+    }
+    const want = this.waitingCount - this.connecting;
+    if (want > 0) this.openServers(want, false);
+  }
+
+  /** Opens up to `n` servers, within pool size (plus the reserve when allowed) and the db/user limits. */
+  openServers(n: number, useReserve: boolean): void {
+    const now = this.pooler.now();
+    const retryMs = this.pooler.settings.serverLoginRetryMs;
+    if (this.lastConnectFailureAt > 0 && now - this.lastConnectFailureAt < retryMs) return;
+    const limit = this.size + (useReserve ? this.reserveSize : 0);
+    for (let i = 0; i < n && this.servers.size < limit; i++) {
+      if (!this.pooler.mayOpenServer(this)) break;
+      const server = new ServerConnection(this, now);
+      this.servers.add(server);
+      this.connecting++;
+      this.pooler.serverOpened(this, server);
+    }
+  }
+
+  /** A server finished its login. */
+  serverLoggedIn(server: ServerConnection): void {
+    this.connecting--;
+    this.lastConnectFailureAt = 0;
+    this.lastConnectFailure = "";
+    this.loginRefused = false;
+    const now = this.pooler.now();
+    server.deactivate(now);
+    if (this.welcome === null) {
+      this.welcome = new Map(server.params);
+      for (const c of this.welcomeWaiters.splice(0)) c.welcomeReady(this.welcome);
+    }
+    const connectQuery = this.database.connectQuery;
+    if (connectQuery !== undefined && connectQuery !== "") {
+      server.runQuery(connectQuery, now, (r) => this.afterOwnQuery(server, r, "connect_query"));
+      return;
+    }
+    this.makeIdle(server);
+  }
+
+  /** The server refused the login (its ErrorResponse): waiters hear it now rather than at their timeout. */
+  serverLoginFailed(server: ServerConnection, message: string, sqlState: string): void {
+    this.loginRefused = true;
+    this.lastConnectFailure = message;
+    server.log.warn({ sqlState, reason: message }, "server login failed");
+  }
+
+  /** Any server's socket closed, in any state. */
+  serverClosed(server: ServerConnection, wasLoggingIn: boolean, previous: ServerState): void {
+    if (!this.servers.delete(server)) return;
+    this.pooler.serverClosed(this, server);
+    const i = this.idle.indexOf(server);
+    if (i >= 0) this.idle.splice(i, 1);
+    if (previous === ServerState.Active || server.client !== null) {
+      const client = server.client;
+      if (client !== null && client.server === server) {
+        this.active--;
+        client.serverLost(server.closeReason);
+      }
+    }
+    const level = wasLoggingIn ? "warn" : "info";
+    server.log[level]({ reason: server.closeReason, state: previous }, "server connection closed");
+    if (wasLoggingIn) {
+      this.connecting--;
+      this.lastConnectFailureAt = this.pooler.now();
+      if (this.lastConnectFailure === "" || !this.loginRefused) this.lastConnectFailure = server.closeReason;
+      if (this.loginRefused) this.failWaiters();
+      return;
+    }
+    this.dispatch();
+  }
+
+  private failWaiters(): void {
+    const reason = this.lastConnectFailure;
+    for (const c of this.welcomeWaiters.splice(0)) c.fail("server_login_failed", { pool: this.name, reason });
+    for (let c = this.nextWaiter(); c !== undefined; c = this.nextWaiter()) {
+      c.fail("server_login_failed", { pool: this.name, reason });
+    }
+  }
+
+  private link(client: ClientSession, server: ServerConnection, now: number): void {
+    this.active++;
+    this.stats.serverAssignments++;
+    server.activate(client, now);
+    const sync = parameterSyncQuery(client.params, server.params);
+    if (sync === "") {
+      client.linked(server, now);
+      return;
+    }
+    server.runQuery(
+      sync,
+      now,
+      (r) => {
+        if (r.status === -1) return; // the server closed: serverClosed already told the client.
+        if (r.error !== null) {
+          // A value the client asked for is one the server rejects: the client learns why, the server,
+          // with its parameters now unknown, is not reused.
+          this.active--;
+          server.client = null;
+          client.fail("protocol_violation", { reason: `invalid session parameter: ${r.error}` });
+          server.close("parameter sync failed");
+          return;
+        }
+        for (const [name, value] of client.params) server.params.set(name, value);
+        server.activate(client, this.pooler.now());
+        client.linked(server, this.pooler.now());
+      },
+      client,
+    );
+  }
+
+  /** Takes a server back from its client, which owes nothing and is outside a transaction. */
+  release(server: ServerConnection): void {
+    const client = server.client;
+    if (client !== null) client.unlinked();
+    this.active--;
+    const now = this.pooler.now();
+    server.deactivate(now);
+    this.makeIdle(server);
+  }
+
+  /**
+   * Takes back a server whose client has gone, whatever state it left it in. A server in the middle of a
+   * message is closed; one that owes replies is cancelled and drained; one inside a transaction is rolled
+   * back; in session mode the reset query runs. Only a server that ends up idle (`I`) is reused.
+   */
+  reclaim(server: ServerConnection, client: ClientSession): void {
+    this.active--;
+    const now = this.pooler.now();
+    server.client = null;
+    if (!server.atMessageBoundary || !client.atMessageBoundary || server.copyBoth) {
+      server.close("client left in the middle of a message");
+      return;
+    }
+    const repair = client.repairMessages();
+    if (repair.owed > 0 || repair.bytes.length > 0) {
+      if (repair.cancel) this.pooler.cancelQuery(server);
+      server.runInternal(repair.bytes, repair.owed, now, (r) => this.afterDrain(server, r));
+      return;
+    }
+    this.afterDrain(server, { status: server.status, error: null });
+  }
+
+  private afterDrain(server: ServerConnection, r: InternalResult): void {
+    if (r.status === -1) return;
+    const now = this.pooler.now();
+    if (r.status !== TransactionStatus.Idle) {
+      server.runQuery("ROLLBACK", now, (r2) => this.afterDrain(server, r2));
+      return;
+    }
+    const reset = this.pooler.settings.serverResetQuery;
+    if (reset !== "" && (this.mode === "session" || this.pooler.settings.serverResetQueryAlways)) {
+      server.runQuery(reset, now, (r2) => this.afterOwnQuery(server, r2, "server_reset_query"));
+      return;
+    }
+    this.makeIdle(server);
+  }
+
+  private afterOwnQuery(server: ServerConnection, r: InternalResult, what: string): void {
+    if (r.status === -1) return;
+    if (r.error !== null || r.status !== TransactionStatus.Idle) {
+      server.close(`${what} failed: ${r.error ?? "left a transaction open"}`);
+      return;
+    }
+    if (what === "server_reset_query") {
+      // DISCARD ALL and friends reset every session parameter to the server's defaults.
+      server.params.clear();
+      for (const [k, v] of this.welcome ?? []) server.params.set(k, v);
+    }
+    this.makeIdle(server);
+  }
+
+  private check(server: ServerConnection, now: number): void {
+    server.runQuery(this.pooler.settings.serverCheckQuery, now, (r) =>
+      this.afterOwnQuery(server, r, "server_check_query"),
+    );
+  }
+
+  private makeIdle(server: ServerConnection): void {
+    if (server.state === ServerState.Closed) return;
+    if (server.cancelsInFlight > 0) return; // the cancel's completion calls makeIdleAfterCancel
+    const now = this.pooler.now();
+    const s = this.pooler.settings;
+    if (s.serverLifetimeMs > 0 && now - server.createdAt >= s.serverLifetimeMs && this.servers.size > this.minSize) {
+      server.close("server_lifetime reached");
+      return;
+    }
+    server.deactivate(now);
+    server.lastUsedAt = now;
+    this.idle.push(server);
+    this.dispatch();
+  }
+
+  /** A cancel sent for this server finished: it may change hands again if it was held back for it. */
+  cancelFinished(server: ServerConnection): void {
+    server.cancelsInFlight--;
+    if (server.cancelsInFlight > 0 || server.state === ServerState.Closed) return;
+    const client = server.client;
+    if (client !== null) {
+      // The query ended while the cancel was on its way and the server was kept: it may go back now.
+      if (server.state === ServerState.Active && client.releasable(server.status)) this.release(server);
+    } else if (server.state === ServerState.Idle && !this.idle.includes(server)) {
+      this.makeIdle(server);
+    }
+  }
+
+  /** Closes idle servers the janitor found past server_idle_timeout or server_lifetime. */
+  closeIdle(predicate: (server: ServerConnection) => string | null): void {
+    for (let i = this.idle.length - 1; i >= 0; i--) {
+      const server = this.idle[i]!;
+      const reason = predicate(server);
+      if (reason !== null) {
+        this.idle.splice(i, 1);
+        server.close(reason);
+      }
+    }
+  }
+
+  /** Closes one idle server (for another pool's sake, when a db/user limit is reached). */
+  closeOneIdle(reason: string): boolean {
+    const server = this.idle.shift();
+    if (server === undefined) return false;
+    server.close(reason);
+    return true;
+  }
+}

@@ -1,0 +1,110 @@
+/**
+ * The settings the engine runs on: resolved from the configuration model (see config/), with durations in
+ * milliseconds (0 = disabled, as in PgBouncer) and the [databases]/[users] entries as maps. Kept apart from
+ * the file formats so the engine never parses anything and a reload can swap one object for another.
+ */
+export type PoolMode = "session" | "transaction" | "statement";
+export type ClientAuthType = "trust" | "any" | "plain" | "md5" | "scram-sha-256";
+
+export interface DatabaseSettings {
+  /** The name clients ask for. */
+  readonly name: string;
+  /** Host name, IP, or a directory holding the Unix socket (starts with "/"). */
+  readonly host: string;
+  readonly port: number;
+  /** Database name on the server (defaults to `name`). */
+  readonly dbname: string;
+  /** Log in to the server as this user instead of the client's. */
+  readonly user?: string;
+  readonly password?: string;
+  readonly poolSize?: number;
+  readonly minPoolSize?: number;
+  readonly reservePoolSize?: number;
+  readonly poolMode?: PoolMode;
+  readonly maxDbConnections?: number;
+  readonly connectQuery?: string;
+  /** Startup parameters sent to the server (client_encoding, datestyle, timezone, application_name). */
+  readonly serverStartupParameters: ReadonlyMap<string, string>;
+}
+
+export interface UserSettings {
+  readonly poolMode?: PoolMode;
+  readonly maxUserConnections?: number;
+  readonly poolSize?: number;
+}
+
+export interface PoolerSettings {
+  readonly listenAddrs: readonly string[];
+  readonly listenPort: number;
+  /** Directory for `.s.PGSQL.<port>`, or "" for no Unix socket. */
+  readonly unixSocketDir: string;
+  readonly unixSocketMode: number;
+  readonly authType: ClientAuthType;
+  /** User name → secret (plain, `md5…`, or `SCRAM-SHA-256$…`), from the auth_file. */
+  readonly users: ReadonlyMap<string, string>;
+  readonly poolMode: PoolMode;
+  readonly maxClientConn: number;
+  readonly defaultPoolSize: number;
+  readonly minPoolSize: number;
+  readonly reservePoolSize: number;
+  readonly reservePoolTimeoutMs: number;
+  readonly maxDbConnections: number;
+  readonly maxUserConnections: number;
+  readonly serverResetQuery: string;
+  readonly serverResetQueryAlways: boolean;
+  readonly serverCheckQuery: string;
+  readonly serverCheckDelayMs: number;
+  readonly serverConnectTimeoutMs: number;
+  readonly serverLoginRetryMs: number;
+  readonly serverLifetimeMs: number;
+  readonly serverIdleTimeoutMs: number;
+  readonly queryTimeoutMs: number;
+  readonly queryWaitTimeoutMs: number;
+  readonly clientIdleTimeoutMs: number;
+  readonly clientLoginTimeoutMs: number;
+  readonly idleTransactionTimeoutMs: number;
+  /** Startup parameters dropped without complaint (names lower-cased). */
+  readonly ignoreStartupParameters: ReadonlySet<string>;
+  /** Largest message accepted from either side. */
+  readonly maxPacketSize: number;
+  readonly databases: ReadonlyMap<string, DatabaseSettings>;
+  /** The "*" entry: any other database name, connected to with these settings. */
+  readonly fallbackDatabase: DatabaseSettings | null;
+  readonly userSettings: ReadonlyMap<string, UserSettings>;
+}
+
+/** PgBouncer's defaults where the engine needs a value; the config loaders start from the same figures. */
+export const DEFAULT_SETTINGS: PoolerSettings = {
+  listenAddrs: ["127.0.0.1"],
+  listenPort: 6432,
+  unixSocketDir: "",
+  unixSocketMode: 0o777,
+  authType: "md5",
+  users: new Map(),
+  poolMode: "session",
+  maxClientConn: 100,
+  defaultPoolSize: 20,
+  minPoolSize: 0,
+  reservePoolSize: 0,
+  reservePoolTimeoutMs: 5000,
+  maxDbConnections: 0,
+  maxUserConnections: 0,
+  serverResetQuery: "DISCARD ALL",
+  serverResetQueryAlways: false,
+  serverCheckQuery: "select 1",
+  serverCheckDelayMs: 30_000,
+  serverConnectTimeoutMs: 15_000,
+  serverLoginRetryMs: 15_000,
+  serverLifetimeMs: 3_600_000,
+  serverIdleTimeoutMs: 600_000,
+  queryTimeoutMs: 0,
+  queryWaitTimeoutMs: 120_000,
+  clientIdleTimeoutMs: 0,
+  clientLoginTimeoutMs: 60_000,
+  idleTransactionTimeoutMs: 0,
+  ignoreStartupParameters: new Set(),
+  maxPacketSize: 2_147_483_647,
+  databases: new Map(),
+  fallbackDatabase: null,
+  userSettings: new Map(),
+};

@@ -1,0 +1,348 @@
+import net from "node:net";
+import {
+  BackendMessageType,
+  decodeBackendMessage,
+  encodeQuery,
+  encodeStartupMessage,
+  FrameReader,
+  ProtocolError,
+  ProtocolVersion,
+  TransactionStatus,
+} from "@pgmux/protocol";
+import type { Logger } from "pino";
+import type { ClientSession } from "./client-session.js";
+import { CursorEvent, MessageCursor } from "./message-cursor.js";
+import type { Pool } from "./pool.js";
+import { ServerLogin } from "./server-login.js";
+import { isReportedParameter } from "./tracked-parameters.js";
+
+export const ServerState = {
+  Connecting: "connecting",
+  Login: "login",
+  Idle: "idle",
+  Active: "active",
+  /** Running a query of pgmux's own (check, reset, parameter sync, cleanup): its replies are swallowed. */
+  Internal: "internal",
+  Closed: "closed",
+} as const;
+export type ServerState = (typeof ServerState)[keyof typeof ServerState];
+
+const Z = BackendMessageType.ReadyForQuery;
+const S = BackendMessageType.ParameterStatus;
+const E = BackendMessageType.ErrorResponse;
+const N = BackendMessageType.NoticeResponse;
+const A = BackendMessageType.NotificationResponse;
+const G = BackendMessageType.CopyInResponse;
+const W = BackendMessageType.CopyBothResponse;
+
+/** The server→client types the pooler must look inside; everything else passes by its header. */
+const PEEK = new Uint8Array(256);
+for (const t of [Z, S, E, G, W]) PEEK[t] = 1;
+
+/** What a pgmux-owned query found: the last ReadyForQuery status, and the first error's message if any. */
+export interface InternalResult {
+  readonly status: number;
+  readonly error: string | null;
+}
+
+let nextServerId = 1;
+
+/**
+ * One connection to PostgreSQL. It logs in (decoding every message: this is not the hot path), then either
+ * waits idle in its pool, carries one client's traffic (reading headers only and forwarding the chunks as
+ * they came), or runs a query of pgmux's own. The client's exchange state (replies owed, unsynced extended
+ * messages, COPY) lives on the client session; this class decides from it when the server may go back.
+ */
+export class ServerConnection {
+  readonly id = nextServerId++;
+  state: ServerState = ServerState.Connecting;
+  readonly params = new Map<string, string>();
+  backendPid = 0;
+  backendKey: Buffer = Buffer.alloc(0);
+  client: ClientSession | null = null;
+  /** Status byte of the last ReadyForQuery. */
+  status: number = TransactionStatus.Idle;
+  /** Cancel requests sent to this server and not yet finished: until then it may not change hands. */
+  cancelsInFlight = 0;
+  /** COPY BOTH (replication) was started: this server can only be closed afterwards. */
+  copyBoth = false;
+  readonly createdAt: number;
+  lastUsedAt: number;
+  /** When the current state began (connect, internal query): the janitor's deadline clock. */
+  stateSince: number;
+  closeReason = "";
+
+  readonly socket: net.Socket;
+  readonly log: Logger;
+  private readonly cursor: MessageCursor;
+  private login: ServerLogin | null;
+  private loginReader: FrameReader | null;
+  private internalOwed = 0;
+  private internalError: string | null = null;
+  private internalDone: ((result: InternalResult) => void) | null = null;
+
+  constructor(
+    readonly pool: Pool,
+    now: number,
+  ) {
+    this.createdAt = this.lastUsedAt = this.stateSince = now;
+    const db = pool.database;
+    this.log = pool.log.child({ server: this.id });
+    this.cursor = new MessageCursor(PEEK, pool.pooler.settings.maxPacketSize);
+    this.login = new ServerLogin(pool.serverUser, pool.serverSecret, pool.clientScramKeys);
+    this.loginReader = new FrameReader((type, buf, start, end) => this.onLoginMessage(type, buf, start, end), {
+      maxMessageBytes: pool.pooler.settings.maxPacketSize,
+    });
+    this.socket = db.host.startsWith("/")
+      ? net.connect({ path: `${db.host}/.s.PGSQL.${db.port}` })
+      : net.connect({ host: db.host, port: db.port });
+    this.socket.setNoDelay(true);
+    this.socket.setKeepAlive(true, 60_000);
+    this.socket.on("connect", () => this.onConnect());
+    this.socket.on("data", (chunk: Buffer) => this.onData(chunk));
+    this.socket.on("drain", () => this.client?.resumeReading());
+    this.socket.on("error", (err) => this.close(`socket error: ${err.message}`));
+    this.socket.on("close", () => this.onClose());
+  }
+
+  private onConnect(): void {
+    this.state = ServerState.Login;
+    const params: [string, string][] = [
+      ["user", this.pool.serverUser],
+      ["database", this.pool.database.dbname],
+    ];
+    for (const [k, v] of this.pool.database.serverStartupParameters) params.push([k, v]);
+    this.socket.write(encodeStartupMessage({ protocolVersion: ProtocolVersion.V3_0, parameters: params }));
+  }
+
+  private onData(chunk: Buffer): void {
+    try {
+      switch (this.state) {
+        case ServerState.Active:
+          this.onActiveData(chunk, 0);
+          return;
+        case ServerState.Login:
+          this.loginReader!.push(chunk);
+          return;
+        default:
+          this.onOwnData(chunk, 0);
+      }
+    } catch (err) {
+      if (err instanceof ProtocolError) this.close(`protocol violation from server: ${err.message}`);
+      else throw err;
+    }
+  }
+
+  private onLoginMessage(type: number, buf: Buffer, start: number, end: number): void {
+    const msg = decodeBackendMessage(type, buf, start, end);
+    switch (msg.type) {
+      case "ParameterStatus":
+        this.params.set(msg.name, msg.value);
+        return;
+      case "BackendKeyData":
+        this.backendPid = msg.processId;
+        this.backendKey = Buffer.from(msg.secretKey);
+        return;
+      case "ReadyForQuery":
+        this.loginReader!.stop();
+        this.loginReader = null;
+        this.login = null;
+        this.status = msg.status;
+        this.pool.serverLoggedIn(this);
+        return;
+      case "ErrorResponse":
+        this.pool.serverLoginFailed(this, msg.fields.get("M") ?? "login refused", msg.fields.get("C") ?? "");
+        this.close("login refused by the server");
+        return;
+      case "NoticeResponse":
+        return;
+      case "NegotiateProtocolVersion":
+        return;
+      default: {
+        const reply = this.login!.respond(msg);
+        if (reply instanceof Promise) {
+          reply.then(
+            (bytes) => {
+              if (this.state === ServerState.Login) this.socket.write(bytes);
+            },
+            (err: unknown) => this.failLogin(err),
+          );
+        } else if (reply !== null) {
+          this.socket.write(reply);
+        }
+      }
+    }
+  }
+
+  private failLogin(err: unknown): void {
+    const reason = err instanceof Error ? err.message : String(err);
+    this.pool.serverLoginFailed(this, reason, "");
+    this.close(`login failed: ${reason}`);
+  }
+
+  /** Server → client traffic of a linked client: headers only; whole chunks forwarded. */
+  private onActiveData(chunk: Buffer, from: number): void {
+    const client = this.client!;
+    const cur = this.cursor;
+    const end = chunk.length;
+    let pos = from;
+    while (pos < end || cur.pending) {
+      pos = cur.advance(chunk, pos);
+      if (cur.event !== CursorEvent.Message) continue;
+      switch (cur.type) {
+        case Z:
+          this.status = cur.body[cur.bodyStart]!;
+          if (client.readyForQuery(this.status)) {
+            // Everything owed has arrived: forward up to here, let the server go, and treat any bytes
+            // after it as the now unlinked server's.
+            client.forward(from === 0 && pos === end ? chunk : chunk.subarray(from, pos));
+            this.pool.release(this);
+            if (pos < end) this.onData(chunk.subarray(pos));
+            return;
+          }
+          break;
+        case S:
+          this.onParameterStatus(cur.body, cur.bodyStart, cur.bodyEnd, client);
+          break;
+        case E:
+          this.pool.pooler.stats.countServerError(cur.body, cur.bodyStart, cur.bodyEnd);
+          break;
+        case G:
+          client.copyInStarted();
+          break;
+        case W:
+          this.copyBoth = true;
+          break;
+      }
+    }
+    client.forward(from === 0 ? chunk : chunk.subarray(from));
+  }
+
+  private onParameterStatus(body: Buffer, start: number, end: number, client: ClientSession | null): void {
+    const msg = decodeBackendMessage(S, body, start, end);
+    if (msg.type !== "ParameterStatus") return;
+    this.params.set(msg.name, msg.value);
+    // A change the server reports during the client's turn was made by that client: it is now its own value.
+    if (client !== null && isReportedParameter(msg.name)) client.params.set(msg.name, msg.value);
+  }
+
+  /** Traffic while idle or running pgmux's own query: nothing reaches a client. */
+  private onOwnData(chunk: Buffer, from: number): void {
+    const cur = this.cursor;
+    const end = chunk.length;
+    let pos = from;
+    while (pos < end || cur.pending) {
+      pos = cur.advance(chunk, pos);
+      if (cur.event === CursorEvent.Header) {
+        if (this.state === ServerState.Idle && cur.type !== N && cur.type !== A && cur.type !== S && cur.type !== E) {
+          this.close(`unexpected message '${String.fromCharCode(cur.type)}' from an idle server`);
+          return;
+        }
+        continue;
+      }
+      if (cur.event !== CursorEvent.Message) continue;
+      if (cur.type === S) {
+        this.onParameterStatus(cur.body, cur.bodyStart, cur.bodyEnd, this.internalFor);
+      } else if (cur.type === E) {
+        const msg = decodeBackendMessage(E, cur.body, cur.bodyStart, cur.bodyEnd);
+        const fields = msg.type === "ErrorResponse" ? msg.fields : new Map<string, string>();
+        if (this.state === ServerState.Idle || fields.get("V") === "FATAL" || fields.get("S") === "FATAL") {
+          this.close(`server error while ${this.state}: ${fields.get("M") ?? "unknown"}`);
+          return;
+        }
+        this.internalError ??= fields.get("M") ?? "error";
+      } else if (cur.type === Z && this.state === ServerState.Internal) {
+        this.status = cur.body[cur.bodyStart]!;
+        if (--this.internalOwed === 0) {
+          const done = this.internalDone!;
+          const result: InternalResult = { status: this.status, error: this.internalError };
+          this.internalDone = null;
+          this.internalError = null;
+          this.state = ServerState.Idle;
+          done(result);
+          // The continuation may have linked this server to a client: the rest of the chunk is its.
+          if (pos < end) this.onData(chunk.subarray(pos));
+          return;
+        }
+      }
+    }
+  }
+
+  /** The client whose parameters a pgmux-owned query is setting, so reported values update it too. */
+  private internalFor: ClientSession | null = null;
+
+  /**
+   * Runs `bytes` (pgmux's own messages expecting `replies` ReadyForQuery) and swallows every reply; calls
+   * `done` after the last one. `forClient`: the client the query prepares the server for.
+   */
+  runInternal(
+    bytes: Buffer,
+    replies: number,
+    now: number,
+    done: (result: InternalResult) => void,
+    forClient: ClientSession | null = null,
+  ): void {
+    this.state = ServerState.Internal;
+    this.stateSince = now;
+    this.internalOwed = replies;
+    this.internalError = null;
+    this.internalFor = forClient;
+    this.internalDone = done;
+    if (bytes.length > 0) this.socket.write(bytes);
+  }
+
+  runQuery(sql: string, now: number, done: (result: InternalResult) => void, forClient?: ClientSession): void {
+    this.runInternal(encodeQuery({ query: sql }), 1, now, done, forClient ?? null);
+  }
+
+  /** Starts carrying `client`'s traffic. */
+  activate(client: ClientSession, now: number): void {
+    this.client = client;
+    this.state = ServerState.Active;
+    this.stateSince = now;
+    this.lastUsedAt = now;
+  }
+
+  /** Back to idle (the pool has unlinked the client). */
+  deactivate(now: number): void {
+    this.client = null;
+    this.internalFor = null;
+    this.state = ServerState.Idle;
+    this.stateSince = now;
+    this.lastUsedAt = now;
+  }
+
+  /** True while no message is half-received: the server may change hands only between messages. */
+  get atMessageBoundary(): boolean {
+    return this.cursor.atBoundary;
+  }
+
+  pauseReading(): void {
+    this.socket.pause();
+  }
+
+  resumeReading(): void {
+    this.socket.resume();
+  }
+
+  write(bytes: Buffer): boolean {
+    return this.socket.write(bytes);
+  }
+
+  close(reason: string): void {
+    if (this.state === ServerState.Closed) return;
+    if (this.closeReason === "") this.closeReason = reason;
+    this.socket.destroy();
+  }
+
+  private onClose(): void {
+    const wasLoggingIn = this.state === ServerState.Connecting || this.state === ServerState.Login;
+    const previous = this.state;
+    this.state = ServerState.Closed;
+    if (this.closeReason === "") this.closeReason = "server closed the connection";
+    const done = this.internalDone;
+    this.internalDone = null;
+    this.pool.serverClosed(this, wasLoggingIn, previous);
+    if (done !== null) done({ status: -1, error: this.closeReason });
+  }
+}
