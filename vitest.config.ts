@@ -23,6 +23,8 @@ export default defineConfig({
         test: {
           name: "integration",
           include: ["test/integration/**/*.test.ts"],
+          // Starts the run's shared PostgreSQL once, in the main process; files reach it via testPostgres().
+          globalSetup: ["test/support/global-setup.ts"],
           // One PostgreSQL per run, shared: files run one after another, never in parallel.
           fileParallelism: false,
           testTimeout: 60_000,
