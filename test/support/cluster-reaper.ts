@@ -13,6 +13,7 @@ export interface ClusterReaperTarget {
 // however it dies, SIGKILL included, and that is the cue to stop the server and remove its directory.
 // Terminal signals are ignored: Ctrl+C reaches the whole process group and the reaper must outlive its owner.
 const REAPER_SCRIPT = `
+process.title = "pgmux-cluster-reaper";
 const { spawnSync } = require("node:child_process");
 const { existsSync, readFileSync, rmSync } = require("node:fs");
 const { join } = require("node:path");
