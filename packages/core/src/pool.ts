@@ -318,7 +318,7 @@ export class Pool {
   }
 
   private check(server: ServerConnection, now: number): void {
-    server.runQuery(this.pooler.settings.serverCheckQuery, now, (r) =>
+    server.runQuery(this.pooler.settings.serverCheckQuery ?? "", now, (r) =>
       this.afterOwnQuery(server, r, "server_check_query"),
     );
   }

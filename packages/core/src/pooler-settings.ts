@@ -3,7 +3,9 @@
  * milliseconds (0 = disabled, as in PgBouncer) and the [databases]/[users] entries as maps. Kept apart from
  * the file formats so the engine never parses anything and a reload can swap one object for another.
  */
-export type PoolMode = "session" | "transaction" | "statement";
+import type { PoolMode } from "./config/config-schema.js";
+
+export type { PoolMode };
 export type ClientAuthType = "trust" | "any" | "plain" | "md5" | "scram-sha-256";
 
 export interface DatabaseSettings {
@@ -52,7 +54,8 @@ export interface PoolerSettings {
   readonly maxUserConnections: number;
   readonly serverResetQuery: string;
   readonly serverResetQueryAlways: boolean;
-  readonly serverCheckQuery: string;
+  /** Run on a server idle longer than serverCheckDelayMs before it is lent; null disables the check. */
+  readonly serverCheckQuery: string | null;
   readonly serverCheckDelayMs: number;
   readonly serverConnectTimeoutMs: number;
   readonly serverLoginRetryMs: number;
