@@ -105,7 +105,9 @@ function issueProblems(ctx: BuildContext, issue: z.core.$ZodIssue): ConfigProble
     return issue.keys.map((key) => unknownKeyProblem(ctx, issue.path as ConfigPath, key));
   }
   const path = issue.path as ConfigPath;
-  return [configProblem(ctx.sources.locate(path), keyLabel(path), issue.message)];
+  // Every schema field writes its own "(what to do)"; this only catches one that was missed.
+  const message = issue.message.includes("(") ? issue.message : `${issue.message} (check this setting)`;
+  return [configProblem(ctx.sources.locate(path), keyLabel(path), message)];
 }
 
 /** Renames PgBouncer's alias keys to the model's names, keeping their source lines. */

@@ -42,7 +42,12 @@ export const RESERVED_DATABASE_NAMES = ["pgbouncer", "pgmux"] as const;
 /** A short, quoted rendering of a rejected (never secret) value, for messages. */
 function shown(input: unknown): string {
   if (input === undefined) return "nothing";
-  const text = typeof input === "string" ? JSON.stringify(input) : String(JSON.stringify(input) ?? input);
+  let text: string;
+  try {
+    text = JSON.stringify(input) ?? String(input);
+  } catch {
+    text = typeof input;
+  }
   return text.length > 40 ? `${text.slice(0, 37)}...` : text;
 }
 

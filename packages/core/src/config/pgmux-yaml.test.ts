@@ -109,6 +109,19 @@ describe("loadPgmuxYaml", () => {
     });
   });
 
+  test("a key with no value keeps its default", () => {
+    const { config } = loadYaml("pgmux:\n  auth_type: trust\n  listen_port:\n  logfile:\n");
+    expect(config.pgmux.listen_port).toBe(6432);
+    expect("logfile" in config.pgmux).toBe(false);
+  });
+
+  test("YAML merge keys share settings between database entries", () => {
+    const { config } = loadYaml(
+      "pgmux: { auth_type: trust }\ndatabases:\n  a: &base { host: db, pool_size: 7 }\n  b: { <<: *base, dbname: other }\n",
+    );
+    expect(config.databases.b).toEqual({ host: "db", pool_size: 7, dbname: "other", port: 5432 });
+  });
+
   test("numbers and switches may also be written as text, as an ini would", () => {
     const { config } = loadYaml(
       'pgmux:\n  auth_type: trust\n  listen_port: "7000"\n  so_reuseport: "1"\n  query_timeout: "2.5"\n',

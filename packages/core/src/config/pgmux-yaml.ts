@@ -41,6 +41,13 @@ function isPlainMap(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
+/** `key:` with nothing after it is YAML's null; like an empty ini value, it leaves the setting at its default. */
+function withoutNulls(map: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = Object.create(null);
+  for (const [k, v] of Object.entries(map)) if (v !== null) out[k] = v;
+  return out;
+}
+
 /** A YAML error's own headline, without the source excerpt it appends (which may show a password). */
 function yamlHeadline(message: string): string {
   const first = message.split("\n")[0] ?? "";
@@ -63,7 +70,8 @@ export function loadPgmuxYaml(path: string, readFile: ReadTextFile = readTextFil
   const ctx: BuildContext = { sources, problems: [], secrets: new Set(), inlineUserlist: false };
 
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
+  // merge: `<<: *defaults` is the usual way to share settings between database entries.
+  const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false, merge: true });
   if (doc.errors.length > 0) {
     throw new ConfigError(
       doc.errors.map((e) => {
@@ -102,7 +110,7 @@ export function loadPgmuxYaml(path: string, readFile: ReadTextFile = readTextFil
       configProblem(
         { file },
         "",
-        "the file must be a YAML map with keys pgmux:, databases:, users: (see pgmux-yaml.ts)",
+        "the file must be a YAML map (write top-level keys pgmux:, databases:, users:, each holding a map)",
       ),
     ]);
   }
@@ -127,7 +135,7 @@ export function loadPgmuxYaml(path: string, readFile: ReadTextFile = readTextFil
       continue;
     }
     if (key === "pgmux") {
-      Object.assign(raw.pgmux, value);
+      Object.assign(raw.pgmux, withoutNulls(value));
       if (socketModeText !== undefined && /^0[0-7]+$/.test(socketModeText)) raw.pgmux.unix_socket_mode = socketModeText;
     } else if (key === "userlist") {
       ctx.inlineUserlist = true;
@@ -163,7 +171,7 @@ function readEntries(
     if (value === null || value === undefined) {
       settings = {};
     } else if (isPlainMap(value)) {
-      settings = { ...value };
+      settings = withoutNulls(value);
     } else if (typeof value === "string") {
       const parsed = parseConnectionString(value, KNOWN_KEYS[section]);
       if (!parsed.ok) {
