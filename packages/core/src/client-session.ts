@@ -281,6 +281,8 @@ export class ClientSession {
     const cur = this.cursor;
     const end = chunk.length;
     let pos = 0;
+    /** Start of the bytes not yet sent on: messages answered here are cut out of the chunk. */
+    let from = 0;
     while (pos < end) {
       pos = cur.advance(chunk, pos);
       if (cur.event !== CursorEvent.Header) continue;
@@ -290,6 +292,12 @@ export class ClientSession {
           if (this.owed++ === 0) this.queryStartedAt = this.pooler.now();
           break;
         case T.Sync:
+          if (this.answersAlone(from, pos, end)) {
+            // No server and nothing sent since the last ReadyForQuery: the answer is known.
+            this.socket.write(readyForQueryBytes(TransactionStatus.Idle));
+            from = pos;
+            break;
+          }
           if (!this.copyIn) {
             if (this.owed++ === 0) this.queryStartedAt = this.pooler.now();
             this.syncsOwed++;
@@ -305,14 +313,16 @@ export class ClientSession {
           break;
         case T.CopyDone:
         case T.CopyFail:
-          this.copyIn = false;
-          break;
-        case T.Flush:
         case T.CopyData:
+        case T.Flush:
+          // Outside COPY a server ignores COPY messages (postgres.js sends a CopyFail after every COPY),
+          // and a Flush with nothing sent flushes nothing: neither is worth taking a server for.
+          if (this.answersAlone(from, pos, end)) from = pos + cur.length - 4;
+          else if (cur.type !== T.Flush && cur.type !== T.CopyData) this.copyIn = false;
           break;
         case T.Terminate: {
-          const before = pos - 5;
-          if (before > 0) this.send(chunk.subarray(0, before));
+          const start = pos - 5;
+          if (start > from) this.send(chunk.subarray(from, start));
           this.close("client sent Terminate", true);
           return;
         }
@@ -320,7 +330,21 @@ export class ClientSession {
           throw new ProtocolError(`unexpected message type ${describeType(cur.type)} from the client`);
       }
     }
-    this.send(chunk);
+    if (from === 0) this.send(chunk);
+    else if (from < end) this.send(chunk.subarray(from));
+  }
+
+  /**
+   * True when the message whose header just ended at `pos` may be handled without a server: the client
+   * holds none and has nothing on its way to one, and the message lies whole in this chunk, first in line.
+   */
+  private answersAlone(from: number, pos: number, end: number): boolean {
+    return (
+      this.state === ClientState.Idle &&
+      this.pending.length === 0 &&
+      from === pos - 5 &&
+      pos + this.cursor.length - 4 <= end
+    );
   }
 
   /** Bytes for the server: straight through when one is linked, else held (bounded) while one is found. */

@@ -17,6 +17,7 @@ const PGBOUNCER_GENERAL_KEYS = [
   "user",
   "pool_mode",
   "max_client_conn",
+  "max_packet_size",
   "default_pool_size",
   "min_pool_size",
   "reserve_pool_size",

@@ -154,8 +154,6 @@ describe("loadPgbouncerIni on real-world samples", () => {
     expect(warnings.map((w) => w.text.replaceAll(`${FIXTURES}/`, ""))).toEqual([
       "full/pgbouncer.ini:46: logfile is accepted but not implemented yet; it has no effect (remove it to silence this warning)",
       "full/pgbouncer.ini:47: so_reuseport is accepted but not implemented yet; it has no effect (remove it to silence this warning)",
-      "full/databases.ini:5: connect_query (in databases.analytics) is accepted but not implemented yet; it has no effect (remove it to silence this warning)",
-      "full/databases.ini:5: application_name (in databases.analytics) is accepted but not implemented yet; it has no effect (remove it to silence this warning)",
       "full/tuning.ini:4: tcp_keepalive is accepted but not implemented yet; it has no effect (remove it to silence this warning)",
     ]);
   });

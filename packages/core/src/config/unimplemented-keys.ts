@@ -59,7 +59,6 @@ export const UNIMPLEMENTED_KEYS = {
     "resolv_conf",
     // low-level network
     "pkt_buf",
-    "max_packet_size",
     "sbuf_loopcnt",
     "listen_backlog",
     "so_reuseport",
@@ -94,11 +93,6 @@ export const UNIMPLEMENTED_KEYS = {
     "auth_query",
     "auth_dbname",
     "max_db_client_connections",
-    "connect_query",
-    "client_encoding",
-    "datestyle",
-    "timezone",
-    "application_name",
     "server_lifetime",
     "query_wait_timeout",
     "load_balance_hosts",
@@ -123,5 +117,5 @@ export const UNIMPLEMENTED_KEYS = {
  * effect (clients using them cannot log in), so the warning says which values work today.
  */
 export const UNIMPLEMENTED_VALUES = {
-  auth_type: ["cert", "hba", "pam", "ldap", "any"],
+  auth_type: ["cert", "hba", "pam", "ldap"],
 } as const satisfies Record<string, readonly string[]>;
