@@ -34,12 +34,6 @@ export const PoolerErrors = {
     severity: "FATAL",
     message: 'password authentication failed for user "{user}"',
   },
-  auth_method_unsupported: {
-    sqlState: "28000",
-    severity: "FATAL",
-    message: 'authentication method "{method}" is not supported by pgmux for user "{user}"',
-    hint: "Use auth_type trust, plain, md5 or scram-sha-256.",
-  },
   unknown_database: {
     sqlState: "3D000",
     severity: "FATAL",

@@ -212,6 +212,10 @@ export class ServerConnection {
           break;
         case W:
           this.copyBoth = true;
+          if (this.pool.mode !== "session") {
+            // A COPY BOTH stream never ends in a ReadyForQuery this pool could release on.
+            queueMicrotask(() => client.fail("server_terminated_copy_both", { mode: this.pool.mode }));
+          }
           break;
       }
     }
