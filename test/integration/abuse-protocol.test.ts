@@ -1,0 +1,436 @@
+import net from "node:net";
+import {
+  type BackendMessage,
+  decodeBackendMessage,
+  encodePasswordMessage,
+  encodeQuery,
+  encodeStartupMessage,
+  ProtocolVersion,
+} from "@pgmux/protocol";
+import fc from "fast-check";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { type TestPostgres, testPostgres, waitUntil } from "../support/index.js";
+import { type PoolerInstance, startPooler } from "../support/pooler-instance.js";
+
+/**
+ * Clients that break the protocol, scripted on raw sockets: each offender gets an ErrorResponse 08P01 (when
+ * it is still there to read one) and is disconnected, its server is never handed on dirty, and a well-behaved
+ * client querying all along sees nothing of it. Most offenders log in with auth_type trust; the one that
+ * misbehaves during authentication meets SCRAM.
+ */
+
+let pgServer: TestPostgres;
+let trusting: PoolerInstance;
+let scram: PoolerInstance;
+
+beforeAll(async () => {
+  pgServer = await testPostgres();
+  trusting = await startPooler({ postgres: pgServer, settings: { authType: "trust", defaultPoolSize: 4 } });
+  scram = await startPooler({ postgres: pgServer });
+});
+
+afterAll(async () => {
+  if (trusting) await stopWithin(trusting, 3000);
+  if (scram) await stopWithin(scram, 3000);
+});
+
+describe("a client breaking the protocol", () => {
+  test("garbage before the startup packet (an HTTP request) gets 08P01", async () => {
+    await withBystander(async () => {
+      const peer = await RawPeer.connect(trusting.port);
+      peer.send(Buffer.from("GET / HTTP/1.1\r\nHost: pgmux\r\n\r\n"));
+      await expectProtocolViolation(peer);
+    });
+  });
+
+  test("a startup packet whose length cannot hold its header gets 08P01", async () => {
+    await withBystander(async () => {
+      const peer = await RawPeer.connect(trusting.port);
+      peer.send(Buffer.from([0, 0, 0, 4, 0, 3, 0, 0]));
+      await expectProtocolViolation(peer);
+    });
+  });
+
+  test("a startup packet over 10,000 bytes gets 08P01", async () => {
+    await withBystander(async () => {
+      const peer = await RawPeer.connect(trusting.port);
+      peer.send(startup([["application_name", "x".repeat(12_000)]]));
+      await expectProtocolViolation(peer);
+    });
+  });
+
+  test("garbage in place of the SCRAM response gets 08P01", async () => {
+    await withBystander(async () => {
+      const peer = await RawPeer.connect(scram.port);
+      peer.send(startup());
+      expect((await peer.next())?.type).toBe("AuthenticationSASL");
+      peer.send(Buffer.from([0xde, 0xad, 0xbe, 0xef, 0x00, 0x00, 0x00, 0x08, 1, 2, 3, 4]));
+      await expectProtocolViolation(peer);
+    });
+  });
+
+  test("garbage after login gets 08P01", async () => {
+    await withBystander(async () => {
+      const peer = await loggedIn();
+      peer.send(Buffer.from([0xde, 0xad, 0xbe, 0xef, 0x00, 0x01, 0x02, 0x03, 0x04]));
+      await expectProtocolViolation(peer);
+    });
+  });
+
+  test("an absurd length (0xFFFFFFFF) in a typed message after login gets 08P01", async () => {
+    await withBystander(async () => {
+      const peer = await loggedIn();
+      peer.send(Buffer.from([0x51, 0xff, 0xff, 0xff, 0xff, 0x73, 0x65, 0x6c]));
+      await expectProtocolViolation(peer);
+    });
+  });
+
+  test("a typed message whose length is under 4 gets 08P01", async () => {
+    await withBystander(async () => {
+      const peer = await loggedIn();
+      peer.send(Buffer.from([0x51, 0x00, 0x00, 0x00, 0x02]));
+      await expectProtocolViolation(peer);
+    });
+  });
+
+  test("an unknown message type after login gets 08P01", async () => {
+    await withBystander(async () => {
+      const peer = await loggedIn();
+      peer.send(Buffer.from([0x78, 0x00, 0x00, 0x00, 0x04])); // 'x', a well-framed message of no known type
+      await expectProtocolViolation(peer);
+    });
+  });
+
+  test("a password message ('p') after login gets 08P01", async () => {
+    await withBystander(async () => {
+      const peer = await loggedIn();
+      peer.send(encodePasswordMessage({ password: "too late" }));
+      await expectProtocolViolation(peer);
+    });
+  });
+
+  test("an absurd length inside a transaction gets 08P01, and the transaction is rolled back", async () => {
+    const table = `abuse_len_${process.pid}`;
+    await pgServer.psql(`drop table if exists ${table}; create table ${table} (id int)`);
+    try {
+      await withBystander(async () => {
+        const peer = await loggedIn();
+        expect(await peer.query("begin")).toEqual([]);
+        expect(await peer.query(`insert into ${table} values (1)`)).toEqual([]);
+        peer.send(Buffer.from([0x51, 0xff, 0xff, 0xff, 0xff]));
+        await expectProtocolViolation(peer);
+      });
+      await expectNoTransactionLeft(table);
+    } finally {
+      await pgServer.psql(`drop table if exists ${table}`);
+    }
+  });
+
+  test("a message cut off and then the socket closed costs nothing but that connection", async () => {
+    await withBystander(async () => {
+      const peer = await loggedIn();
+      // A Query announcing 100 bytes, 10 sent, then goodbye.
+      const cut = Buffer.concat([Buffer.from([0x51, 0, 0, 0, 100]), Buffer.from("select 1; ")]);
+      peer.send(cut);
+      peer.end();
+      await peer.closed();
+    });
+  });
+
+  test("a socket closed in the middle of a message inside a transaction: rolled back, its server not reused", async () => {
+    const table = `abuse_cut_${process.pid}`;
+    await pgServer.psql(`drop table if exists ${table}; create table ${table} (id int)`);
+    try {
+      await withBystander(async () => {
+        const peer = await loggedIn();
+        expect(await peer.query("begin")).toEqual([]);
+        expect(await peer.query(`insert into ${table} values (1)`)).toEqual([]);
+        const pid = Number((await peer.query("select pg_backend_pid()"))[0]);
+        peer.send(Buffer.concat([Buffer.from([0x51, 0, 0, 0, 60]), Buffer.from("insert into")]));
+        peer.destroy();
+        // A server that got half a message can only be closed.
+        await waitUntil(
+          `backend ${pid} to end`,
+          async () => (await pgServer.psql(`select count(*) from pg_stat_activity where pid = ${pid}`)) === "0",
+          { timeoutMs: 5000, intervalMs: 50 },
+        );
+      });
+      await expectNoTransactionLeft(table);
+    } finally {
+      await pgServer.psql(`drop table if exists ${table}`);
+    }
+  });
+
+  test("an offender that keeps its end open after the 08P01 is disconnected anyway", async () => {
+    const peer = await RawPeer.connect(trusting.port, { allowHalfOpen: true });
+    peer.send(Buffer.from("GET / HTTP/1.1\r\n\r\n"));
+    const msg = await peer.next();
+    expect(msg?.type).toBe("ErrorResponse");
+    await waitUntil("pgmux's end of the connection to finish", () => peer.ended, { timeoutMs: 5000 });
+    // Our end stays open and keeps talking: a pgmux that only half-closed would go on reading forever.
+    await waitUntil(
+      "pgmux to drop the connection for good",
+      () => {
+        peer.send(Buffer.from("still here"));
+        return peer.isClosed;
+      },
+      { timeoutMs: 10_000, intervalMs: 100 },
+    );
+    peer.destroy();
+  });
+
+  test("random bytes after login never take pgmux down or disturb anyone else", async () => {
+    await withBystander(async () => {
+      await fc.assert(
+        fc.asyncProperty(randomTraffic(), async (bytes) => {
+          const peer = await loggedIn();
+          try {
+            peer.send(bytes);
+            // Whatever happens to this connection, give it a moment, then leave.
+            await waitUntil("the offender to be answered or closed", () => peer.isClosed, {
+              timeoutMs: 100,
+              intervalMs: 10,
+            }).catch(() => {});
+          } finally {
+            peer.destroy();
+          }
+        }),
+        { numRuns: 60 },
+      );
+    });
+    // Every server pgmux kept is clean: as many transactions at once as there are servers all work.
+    const pool = poolOf(trusting);
+    const clients = await Promise.all(Array.from({ length: pool.servers.size || 1 }, () => connected(trusting)));
+    try {
+      for (const c of clients) await c.query("begin");
+      for (const c of clients) expect((await c.query("select 42 as n")).rows).toEqual([{ n: 42 }]);
+      for (const c of clients) await c.query("commit");
+    } finally {
+      await Promise.all(clients.map((c) => c.end().catch(() => {})));
+    }
+  });
+});
+
+// ---- helpers ------------------------------------------------------------------------------------------------
+
+function startup(extra: readonly [string, string][] = []): Buffer {
+  return encodeStartupMessage({
+    protocolVersion: ProtocolVersion.V3_0,
+    parameters: [["user", pgServer.user], ["database", pgServer.database], ...extra],
+  });
+}
+
+async function loggedIn(): Promise<RawPeer> {
+  const peer = await RawPeer.connect(trusting.port);
+  peer.send(startup());
+  for (;;) {
+    const msg = await peer.next();
+    if (msg === null || msg.type === "ErrorResponse") throw new Error(`login failed: ${JSON.stringify(msg)}`);
+    if (msg.type === "ReadyForQuery") return peer;
+  }
+}
+
+async function expectProtocolViolation(peer: RawPeer): Promise<void> {
+  const msg = await peer.next();
+  expect(msg?.type).toBe("ErrorResponse");
+  const fields = (msg as Extract<BackendMessage, { type: "ErrorResponse" }>).fields;
+  expect(fields.get("V")).toBe("FATAL");
+  expect(fields.get("C")).toBe("08P01");
+  expect(fields.get("M")).toMatch(/^protocol violation: /);
+  await peer.closed();
+}
+
+function poolOf(instance: PoolerInstance) {
+  const pool = instance.pooler.pools.get(`${pgServer.database}\0${pgServer.user}`);
+  if (pool === undefined) throw new Error("no pool yet");
+  return pool;
+}
+
+/** No row of the offender's transaction, and no backend left idle in a transaction. */
+async function expectNoTransactionLeft(table: string): Promise<void> {
+  await waitUntil(
+    "no backend idle in a transaction",
+    async () =>
+      (await pgServer.psql(
+        `select count(*) from pg_stat_activity where datname = current_database() and state like 'idle in transaction%'`,
+      )) === "0",
+    { timeoutMs: 5000, intervalMs: 50 },
+  );
+  expect(await pgServer.psql(`select count(*) from ${table}`)).toBe("0");
+}
+
+async function connected(instance: PoolerInstance): Promise<pg.Client> {
+  const client = new pg.Client({ ...instance.params(), password: undefined });
+  client.on("error", () => {});
+  await client.connect();
+  return client;
+}
+
+/**
+ * Runs `abuse` while a well-behaved pg client queries in a loop (each answer checked), then expects that
+ * client to have had no error at all and the pool to settle whole: every server idle, none owed to anyone.
+ */
+async function withBystander(abuse: () => Promise<void>): Promise<void> {
+  const client = await connected(trusting);
+  const errors: unknown[] = [];
+  client.on("error", (e) => errors.push(e));
+  let queries = 0;
+  let stop = false;
+  const loop = (async () => {
+    while (!stop) {
+      try {
+        const { rows } = await client.query("select $1::int as n", [queries]);
+        if (rows[0].n !== queries) errors.push(new Error(`query ${queries} answered ${rows[0].n}`));
+        queries++;
+      } catch (error) {
+        errors.push(error);
+        return;
+      }
+    }
+  })();
+  try {
+    await waitUntil("the bystander to get going", () => queries > 0, { timeoutMs: 5000 });
+    await abuse();
+    const before = queries;
+    await waitUntil("the bystander to carry on after the abuse", () => queries > before + 5 || errors.length > 0, {
+      timeoutMs: 5000,
+    });
+  } finally {
+    stop = true;
+    await loop;
+    await client.end().catch(() => {});
+  }
+  expect(errors).toEqual([]);
+  const pool = poolOf(trusting);
+  await waitUntil(
+    "the pool to settle with every server idle",
+    () => pool.active === 0 && pool.waitingCount === 0 && pool.idleCount === pool.servers.size,
+    {
+      timeoutMs: 5000,
+      detail: () => `servers ${pool.servers.size}, idle ${pool.idleCount}, active ${pool.active}`,
+    },
+  );
+  expect(pool.servers.size).toBeLessThanOrEqual(pool.size);
+  await waitUntil("pgmux to have no client left", () => trusting.pooler.clients.size === 0, { timeoutMs: 5000 });
+}
+
+/** Mostly well-framed messages of any type with random bodies, some truncated, some pure noise. */
+function randomTraffic(): fc.Arbitrary<Buffer> {
+  const typeByte = fc.oneof(
+    fc.constantFrom(..."QPBDECSHFdcfpXxZ".split("").map((c) => c.charCodeAt(0))),
+    fc.integer({ min: 0, max: 255 }),
+  );
+  const framed = fc
+    .record({
+      type: typeByte,
+      body: fc.uint8Array({ maxLength: 64 }),
+      lie: fc.oneof(fc.constant(0), fc.integer({ min: -8, max: 64 }), fc.constant(0x7ffffff0)),
+    })
+    .map(({ type, body, lie }) => {
+      const header = Buffer.alloc(5);
+      header[0] = type;
+      header.writeUInt32BE((4 + body.length + lie) >>> 0, 1);
+      return Buffer.concat([header, body]);
+    });
+  return fc
+    .array(fc.oneof({ weight: 4, arbitrary: framed }, { weight: 1, arbitrary: fc.uint8Array({ maxLength: 32 }) }), {
+      minLength: 1,
+      maxLength: 4,
+    })
+    .map((parts) => Buffer.concat(parts.map((p) => Buffer.from(p))));
+}
+
+/** pooler.stop() bounded in time: true when it finished, false when it was still waiting after `ms`. */
+async function stopWithin(instance: PoolerInstance, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([instance.stop().then(() => true as const), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A client scripted byte by byte; frames split by their length, decoded with pgmux's own codec. */
+class RawPeer {
+  private buffered = Buffer.alloc(0);
+  isClosed = false;
+  /** pgmux finished its side (FIN received). */
+  ended = false;
+
+  private constructor(private readonly socket: net.Socket) {
+    socket.on("data", (chunk: Buffer) => {
+      this.buffered = Buffer.concat([this.buffered, chunk]);
+    });
+    socket.on("end", () => {
+      this.ended = true;
+    });
+    socket.on("close", () => {
+      this.isClosed = true;
+    });
+    socket.on("error", () => {});
+  }
+
+  static connect(port: number, options: { allowHalfOpen?: boolean } = {}): Promise<RawPeer> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ host: "127.0.0.1", port, allowHalfOpen: options.allowHalfOpen ?? false });
+      socket.once("error", reject);
+      socket.once("connect", () => {
+        socket.off("error", reject);
+        resolve(new RawPeer(socket));
+      });
+    });
+  }
+
+  send(bytes: Uint8Array): void {
+    if (!this.socket.destroyed && this.socket.writable) this.socket.write(bytes);
+  }
+
+  end(): void {
+    this.socket.end();
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  async next(timeoutMs = 5000): Promise<BackendMessage | null> {
+    await waitUntil("a message from pgmux", () => this.frameLength() > 0 || this.isClosed, {
+      timeoutMs,
+      intervalMs: 5,
+    });
+    const length = this.frameLength();
+    if (length === 0) return null;
+    const frame = this.buffered.subarray(0, length);
+    this.buffered = this.buffered.subarray(length);
+    return decodeBackendMessage(frame[0]!, frame, 5, length);
+  }
+
+  /** Waits for the end of the connection, failing if pgmux sends anything more first. */
+  async closed(timeoutMs = 5000): Promise<void> {
+    await waitUntil("pgmux to close the connection", () => this.isClosed, { timeoutMs, intervalMs: 5 });
+    expect(this.buffered.length).toBe(0);
+  }
+
+  private frameLength(): number {
+    if (this.buffered.length < 5) return 0;
+    const length = 1 + this.buffered.readUInt32BE(1);
+    return this.buffered.length >= length ? length : 0;
+  }
+
+  /** A simple query; the first column of each row as text. */
+  async query(sql: string): Promise<(string | null)[]> {
+    this.send(encodeQuery({ query: sql }));
+    const rows: (string | null)[] = [];
+    for (;;) {
+      const msg = await this.next();
+      if (msg === null) throw new Error("pgmux closed the connection during a query");
+      if (msg.type === "DataRow") rows.push(msg.values[0] === null ? null : Buffer.from(msg.values[0]!).toString());
+      if (msg.type === "ErrorResponse") throw new Error(`${msg.fields.get("C")} ${msg.fields.get("M")}`);
+      if (msg.type === "ReadyForQuery") return rows;
+    }
+  }
+}
