@@ -137,8 +137,13 @@ export class ClientSession {
         this.fail("protocol_violation", { reason: "message sent before the login completed" });
       }
     } catch (err) {
-      if (err instanceof ProtocolError) this.fail("protocol_violation", { reason: err.message });
-      else throw err;
+      if (err instanceof ProtocolError) {
+        this.fail("protocol_violation", { reason: err.message });
+      } else {
+        // A fault of pgmux's own must cost this one connection, never the process.
+        this.log.error({ err }, "internal error while handling client data");
+        this.close("internal error");
+      }
     }
   }
 
@@ -458,6 +463,8 @@ export class ClientSession {
     this.server = null;
     this.state = ClientState.Idle;
     this.copyInExtended = false;
+    // It may have been paused for the server's backpressure; its next request must be read.
+    this.socket.resume();
   }
 
   /**

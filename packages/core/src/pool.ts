@@ -198,11 +198,15 @@ export class Pool {
     this.pooler.serverClosed(this, server);
     const i = this.idle.indexOf(server);
     if (i >= 0) this.idle.splice(i, 1);
-    if (previous === ServerState.Active || server.client !== null) {
-      const client = server.client;
-      if (client !== null && client.server === server) {
-        this.active--;
+    const client = server.client;
+    if (client !== null) {
+      this.active--;
+      server.client = null;
+      if (client.server === server) {
         client.serverLost(server.closeReason);
+      } else if (client.isWaiting) {
+        // It died while being prepared for this client (parameter sync): the client waits for another.
+        this.waiting.splice(this.waitingHead, 0, client);
       }
     }
     const level = wasLoggingIn ? "warn" : "info";
@@ -263,6 +267,8 @@ export class Pool {
     this.active--;
     const now = this.pooler.now();
     server.deactivate(now);
+    // It may have been paused for the client's backpressure; the next client must find it reading.
+    server.resumeReading();
     this.makeIdle(server);
   }
 
@@ -275,6 +281,7 @@ export class Pool {
     this.active--;
     const now = this.pooler.now();
     server.client = null;
+    server.resumeReading();
     if (!server.atMessageBoundary || !client.atMessageBoundary || server.copyBoth) {
       server.close("client left in the middle of a message");
       return;

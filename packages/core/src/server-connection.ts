@@ -128,8 +128,13 @@ export class ServerConnection {
           this.onOwnData(chunk, 0);
       }
     } catch (err) {
-      if (err instanceof ProtocolError) this.close(`protocol violation from server: ${err.message}`);
-      else throw err;
+      if (err instanceof ProtocolError) {
+        this.close(`protocol violation from server: ${err.message}`);
+      } else {
+        // A fault of pgmux's own (or a login step that threw) costs this server and its client, not the process.
+        this.log.error({ err }, "internal error while handling server data");
+        this.close(err instanceof Error ? `internal error: ${err.message}` : "internal error");
+      }
     }
   }
 
@@ -159,7 +164,13 @@ export class ServerConnection {
       case "NegotiateProtocolVersion":
         return;
       default: {
-        const reply = this.login!.respond(msg);
+        let reply: Buffer | Promise<Buffer> | null;
+        try {
+          reply = this.login!.respond(msg);
+        } catch (err) {
+          this.failLogin(err);
+          return;
+        }
         if (reply instanceof Promise) {
           reply.then(
             (bytes) => {
