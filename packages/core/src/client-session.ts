@@ -164,8 +164,7 @@ export class ClientSession {
       case "CancelRequest":
         this.reader.stop();
         this.pooler.cancelRequest(msg.processId, msg.secretKey);
-        this.socket.end();
-        this.state = ClientState.Closed;
+        this.close("cancel request handled", true);
         return;
       case "StartupMessage":
         this.reader.untyped = false;
@@ -337,6 +336,12 @@ export class ClientSession {
     }
     if (from === 0) this.send(chunk);
     else if (from < end) this.send(chunk.subarray(from));
+    // What was sent may have balanced the books without a reply to come: the CopyDone that ends a COPY the
+    // server already rejected (its ReadyForQuery came first), or a Flush.
+    const server = this.server;
+    if (server !== null && this.owed === 0 && this.state === ClientState.Active && this.releasable(server.status)) {
+      this.pool!.release(server);
+    }
   }
 
   /**
@@ -506,7 +511,7 @@ export class ClientSession {
     });
     this.pooler.stats.countPoolerError(code);
     if (spec.severity === "FATAL") {
-      this.socket.end(encodeErrorResponse({ fields }));
+      this.socket.write(encodeErrorResponse({ fields }));
       this.close(code, true);
     } else {
       this.socket.write(encodeErrorResponse({ fields }));
@@ -524,7 +529,7 @@ export class ClientSession {
     this.closing = true;
     this.log.debug({ reason }, "client closing");
     this.closeReason = reason;
-    if (graceful) this.socket.end();
+    if (graceful) closeAfterFlush(this.socket);
     else this.socket.destroy();
     this.detach();
   }
@@ -552,6 +557,21 @@ export class ClientSession {
 }
 
 const NO = Buffer.from("N");
+/** How long a closing connection may keep its end open after pgmux has said its last word. */
+const LINGER_MS = 1000;
+
+/**
+ * Ends a connection so that its last message (an ErrorResponse) arrives: FIN after the bytes, incoming
+ * bytes read and dropped meanwhile (closing on unread data would send RST and could lose the message),
+ * and the socket destroyed once the peer closes or LINGER_MS have passed.
+ */
+export function closeAfterFlush(socket: net.Socket): void {
+  socket.end();
+  socket.resume();
+  const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+  timer.unref();
+  socket.once("close", () => clearTimeout(timer));
+}
 const EMPTY = Buffer.alloc(0);
 
 function describeType(type: number): string {

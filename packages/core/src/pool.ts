@@ -5,7 +5,7 @@ import type { Pooler } from "./pooler.js";
 import type { DatabaseSettings, PoolMode } from "./pooler-settings.js";
 import { type InternalResult, ServerConnection, ServerState } from "./server-connection.js";
 import type { ScramKeys } from "./server-login.js";
-import { parameterSyncQuery } from "./tracked-parameters.js";
+import { parameterSyncQuery, recordParameterSync } from "./tracked-parameters.js";
 
 /** Counters a pool keeps for the admin side; plain numbers, incremented where the work happens. */
 export interface PoolStats {
@@ -252,7 +252,7 @@ export class Pool {
           server.close("parameter sync failed");
           return;
         }
-        for (const [name, value] of client.params) server.params.set(name, value);
+        recordParameterSync(client.params, server.params);
         server.activate(client, this.pooler.now());
         client.linked(server, this.pooler.now());
       },

@@ -6,7 +6,7 @@ import { encodeErrorResponse, errorFields } from "@pgmux/protocol";
 import type { Logger } from "pino";
 import { forwardCancel } from "./cancel-forwarder.js";
 import { VerifierCache } from "./client-auth.js";
-import { ClientSession, ClientState } from "./client-session.js";
+import { ClientSession, ClientState, closeAfterFlush } from "./client-session.js";
 import { sweep } from "./janitor.js";
 import { Pool } from "./pool.js";
 import { formatPoolerMessage, PoolerErrors } from "./pooler-errors.js";
@@ -111,7 +111,10 @@ export class Pooler {
     this.stats.countRefused(code);
     socket.on("error", () => {});
     const message = formatPoolerMessage(spec.message, details);
-    socket.end(encodeErrorResponse({ fields: errorFields({ severity: spec.severity, code: spec.sqlState, message }) }));
+    socket.write(
+      encodeErrorResponse({ fields: errorFields({ severity: spec.severity, code: spec.sqlState, message }) }),
+    );
+    closeAfterFlush(socket);
   }
 
   /** Stops listening, closes every client and server, stops the janitor. */
@@ -119,10 +122,12 @@ export class Pooler {
     this.shuttingDown = true;
     if (this.janitor !== null) clearInterval(this.janitor);
     this.janitor = null;
-    await Promise.all(this.listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve()))));
+    // close() stops accepting at once but reports only when every connection has gone: tell them first.
+    const closed = Promise.all(this.listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve()))));
     this.listeners.length = 0;
     for (const client of [...this.clients]) client.fail("shutting_down", {});
     for (const pool of this.pools.values()) for (const server of [...pool.servers]) server.close("pgmux stopping");
+    await closed;
   }
 
   /** The pool for a client's database and user, created on first use; null for an unknown database. */

@@ -52,10 +52,20 @@ export function parameterSyncQuery(client: ReadonlyMap<string, string>, server: 
       // Only an unreported parameter can be missing on the client side: a previous client set it.
       sql += `RESET ${name};`;
     } else {
-      sql += `SET ${name} = ${quoteLiteral(want)};`;
+      // set_config reads the value as a startup packet or postgresql.conf would: "a, b" stays a list.
+      sql += `SELECT pg_catalog.set_config('${name}', ${quoteLiteral(want)}, false);`;
     }
   }
   return sql;
+}
+
+/** Records on the server's side what a successful parameterSyncQuery(client, server) has done. */
+export function recordParameterSync(client: ReadonlyMap<string, string>, server: Map<string, string>): void {
+  for (const name of CANONICAL.values()) {
+    const want = client.get(name);
+    if (want === undefined) server.delete(name);
+    else server.set(name, want);
+  }
 }
 
 /**
