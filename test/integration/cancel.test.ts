@@ -85,6 +85,77 @@ async function stopWithin(instance: PoolerInstance | undefined, ms = 10_000): Pr
   }
 }
 
+/**
+ * A TCP proxy in front of PostgreSQL for pgmux's server connections. Ordinary connections pass through
+ * untouched; a connection that carries a CancelRequest is forwarded too, but its closing (which is how
+ * pgmux learns that PostgreSQL has taken the request) is held back until `releaseCancels()`.
+ */
+class CancelHoldingProxy {
+  readonly host = "127.0.0.1";
+  port = 0;
+  cancelsSeen = 0;
+  private held: net.Socket[] = [];
+  private holding = true;
+  private readonly sockets = new Set<net.Socket>();
+  private readonly server: net.Server;
+
+  private constructor(private readonly target: { host: string; port: number }) {
+    this.server = net.createServer((socket) => this.accept(socket));
+  }
+
+  static async start(target: { host: string; port: number }): Promise<CancelHoldingProxy> {
+    const proxy = new CancelHoldingProxy(target);
+    await new Promise<void>((resolve) => proxy.server.listen({ host: proxy.host, port: 0 }, resolve));
+    proxy.port = (proxy.server.address() as net.AddressInfo).port;
+    return proxy;
+  }
+
+  private accept(socket: net.Socket): void {
+    this.sockets.add(socket);
+    socket.on("close", () => this.sockets.delete(socket));
+    socket.on("error", () => {});
+    socket.once("readable", () => this.route(socket));
+  }
+
+  private route(socket: net.Socket): void {
+    const first = socket.read() as Buffer | null;
+    if (first === null) {
+      socket.once("readable", () => this.route(socket));
+      return;
+    }
+    const upstream = net.connect(this.target);
+    this.sockets.add(upstream);
+    upstream.on("close", () => this.sockets.delete(upstream));
+    upstream.on("error", () => socket.destroy());
+    const isCancel = first.length >= 8 && first.readInt32BE(0) === 16 && first.readInt32BE(4) === CANCEL_REQUEST_CODE;
+    upstream.write(first);
+    if (isCancel) {
+      this.cancelsSeen++;
+      upstream.resume();
+      upstream.on("close", () => {
+        if (this.holding) this.held.push(socket);
+        else socket.destroy();
+      });
+      return;
+    }
+    socket.pipe(upstream);
+    upstream.pipe(socket);
+    socket.on("close", () => upstream.destroy());
+    upstream.on("close", () => socket.destroy());
+  }
+
+  /** Lets the held cancel connections close (and any later ones close at once). */
+  releaseCancels(): void {
+    this.holding = false;
+    for (const socket of this.held.splice(0)) socket.destroy();
+  }
+
+  async close(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
 function onlyPool(instance: PoolerInstance) {
   const pools = [...instance.pooler.pools.values()];
   expect(pools).toHaveLength(1);
@@ -210,6 +281,7 @@ describe("cancel requests through pgmux", () => {
       const running = client.query("select pg_sleep(2) as slept /* keep-me-1 */").finally(() => {
         finished = true;
       });
+      running.catch(() => {});
       const backend = await untilRunning("keep-me-1");
       await sendCancel(instance.host, instance.port, staleKey.pid, staleKey.key);
       await sendCancel(instance.host, instance.port, own.pid, otherThan(own.key));
@@ -246,6 +318,7 @@ describe("cancel requests through pgmux", () => {
       const running = busy.query("select pg_sleep(1) as slept, pg_backend_pid() as pid /* keep-me-2 */").finally(() => {
         finished = true;
       });
+      running.catch(() => {});
       expect(await untilRunning("keep-me-2")).toBe(formerBackend);
       await sendCancel(instance.host, instance.port, idleKey.pid, idleKey.key);
       expect(finished).toBe(false);
@@ -286,6 +359,7 @@ describe("cancel requests in session mode", () => {
       const spared = bystander.query("select pg_sleep(1) as slept /* keep-me-3 */").finally(() => {
         finished = true;
       });
+      spared.catch(() => {});
       await runningBackend(observer, "cancel-me-4");
       await runningBackend(observer, "keep-me-3");
       const sentAt = Date.now();
@@ -332,5 +406,75 @@ describe("cancel connections and the client limit", () => {
     } finally {
       await next.end();
     }
+  });
+});
+
+describe("a cancel that PostgreSQL takes slowly", () => {
+  let server: TestPostgres;
+  let proxy: CancelHoldingProxy;
+  let instance: PoolerInstance;
+  let observer: pg.Client;
+
+  beforeAll(async () => {
+    server = await testPostgres();
+    proxy = await CancelHoldingProxy.start({ host: server.host, port: server.port });
+    instance = await startPooler({
+      postgres: { ...server.params(), host: proxy.host, port: proxy.port },
+      settings: { defaultPoolSize: 1 },
+    });
+    observer = await connect(server.params());
+  });
+
+  afterAll(async () => {
+    await observer?.end();
+    await stopWithin(instance);
+    await proxy?.close();
+  });
+
+  test("a client that leaves before its cancel has landed leaves its server to the pool once it has", async () => {
+    const client = await connect(instance.params());
+    const { pid, key } = keyOf(client);
+    const outcome = client.query("select pg_sleep(30) /* cancel-me-5 */").then(
+      () => null,
+      (error: unknown) => error,
+    );
+    await runningBackend(observer, "cancel-me-5");
+    await sendCancel(instance.host, instance.port, pid, key);
+    // PostgreSQL acts on the request at once; only the closing of the cancel connection is held back.
+    expect(await outcome).toMatchObject({ code: "57014" });
+    expect(proxy.cancelsSeen).toBe(1);
+    expect((await client.query("select 'usable' as state")).rows).toEqual([{ state: "usable" }]);
+    await client.end();
+    await waitUntil("pgmux to see the client leave", () => instance.pooler.clients.size === 0, { timeoutMs: 2_000 });
+
+    // Until the cancel has landed the server goes to nobody: a late signal must not hit another query.
+    const pool = onlyPool(instance);
+    expect(pool.idleCount).toBe(0);
+    const next = await connect({ ...instance.params(), query_timeout: 10_000 });
+    try {
+      let served = false;
+      const query = next.query("select 'served' as state").finally(() => {
+        served = true;
+      });
+      query.catch(() => {}); // awaited below; a failure here must not surface as an unhandled rejection too
+      await waitUntil("the next client to wait for the server", () => pool.waitingCount === 1, { timeoutMs: 2_000 });
+      expect(served).toBe(false);
+      proxy.releaseCancels();
+      await waitUntil("the waiting client to get the server once the cancel has landed", () => served, {
+        timeoutMs: 3_000,
+        detail: () =>
+          [...pool.servers]
+            .map((s) => `server ${s.id}: ${s.state}, client ${s.client?.id ?? "none"}, idle list ${pool.idleCount}`)
+            .join("; "),
+      });
+      expect((await query).rows).toEqual([{ state: "served" }]);
+    } finally {
+      await next.end();
+    }
+    await waitUntil("the server back in the pool", () => pool.active === 0 && pool.idleCount === 1, {
+      timeoutMs: 2_000,
+      detail: () =>
+        [...pool.servers].map((s) => `server ${s.id}: ${s.state}, client ${s.client?.id ?? "none"}`).join("; "),
+    });
   });
 });

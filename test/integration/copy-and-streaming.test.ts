@@ -1,11 +1,26 @@
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
+import net from "node:net";
 import { join } from "node:path";
 import { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { fileURLToPath } from "node:url";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+import {
+  type BackendMessage,
+  decodeBackendMessage,
+  encodeCopyData,
+  encodeQuery,
+  encodeStartupMessage,
+  encodeTerminate,
+  FrameReader,
+  ProtocolVersion,
+  TransactionStatus,
+} from "@pgmux/protocol";
 import pg from "pg";
 import postgres from "postgres";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "vitest";
 import { findPgBinDir, runCommand, type TestPostgres, testPostgres, waitUntil } from "../support/index.js";
 import { type PoolerInstance, startPooler } from "../support/pooler-instance.js";
 
@@ -38,6 +53,13 @@ async function stopWithin(instance: PoolerInstance | undefined, ms = 10_000): Pr
   }
 }
 
+/** V8's gc(), exposed at run time (vitest gives no way to pass --expose-gc to its workers). */
+setFlagsFromString("--expose-gc");
+const gc = runInNewContext("gc") as (options?: { type: "major" | "minor" }) => void;
+function collectGarbage(type: "major" | "minor" = "major"): void {
+  gc({ type });
+}
+
 function onlyPool(instance: PoolerInstance) {
   const pools = [...instance.pooler.pools.values()];
   expect(pools).toHaveLength(1);
@@ -57,6 +79,76 @@ function copyLine(i: number): string {
 
 /** The server's md5 of the table as COPY text, rows in id order. */
 const SERVER_MD5 = "select md5(string_agg(id || E'\\t' || payload || E'\\n', '' order by id)) as h, count(*)::int as n";
+
+/**
+ * A minimal frontend speaking the protocol by hand, for exchanges no driver produces on demand. It logs in
+ * without a password (the pgmux instance it talks to uses auth_type trust) and keeps every backend message.
+ */
+class RawClient {
+  readonly messages: BackendMessage[] = [];
+  private readonly reader = new FrameReader(
+    (type, buf, start, end) =>
+      this.messages.push(decodeBackendMessage(type, Buffer.from(buf.subarray(start, end)), 0, end - start)),
+    { maxMessageBytes: 1 << 30 },
+  );
+  private seen = 0;
+
+  private constructor(private readonly socket: net.Socket) {
+    socket.on("data", (chunk: Buffer) => this.reader.push(chunk));
+    socket.on("error", () => {});
+  }
+
+  static async open(host: string, port: number, user: string, database: string): Promise<RawClient> {
+    const socket = net.connect({ host, port });
+    await new Promise<void>((resolve, reject) => {
+      socket.once("connect", resolve);
+      socket.once("error", reject);
+    });
+    const client = new RawClient(socket);
+    client.send(
+      encodeStartupMessage({
+        protocolVersion: ProtocolVersion.V3_0,
+        parameters: [
+          ["user", user],
+          ["database", database],
+        ],
+      }),
+    );
+    await client.next("ReadyForQuery");
+    return client;
+  }
+
+  send(...messages: Buffer[]): void {
+    this.socket.write(Buffer.concat(messages));
+  }
+
+  /** The next message of `type` after the ones already returned; messages of other types are passed over. */
+  async next<T extends BackendMessage["type"]>(
+    type: T,
+    timeoutMs = 5_000,
+  ): Promise<Extract<BackendMessage, { type: T }>> {
+    let found: BackendMessage | undefined;
+    await waitUntil(
+      `a ${type} from pgmux`,
+      () => {
+        while (this.seen < this.messages.length) {
+          const m = this.messages[this.seen++]!;
+          if (m.type === type) {
+            found = m;
+            return true;
+          }
+        }
+        return false;
+      },
+      { timeoutMs, intervalMs: 5, detail: () => `got: ${this.messages.map((m) => m.type).join(", ")}` },
+    );
+    return found as Extract<BackendMessage, { type: T }>;
+  }
+
+  close(): void {
+    this.socket.end(encodeTerminate());
+  }
+}
 
 describe("COPY through pgmux in transaction mode", () => {
   let server: TestPostgres;
@@ -204,11 +296,57 @@ describe("a COPY FROM STDIN the server rejects early, from a client that then id
     database = unique("copy_early_db");
     await server.createDatabase(database);
     await server.psql("create table copied_early (id int primary key, payload text not null)", { database });
-    instance = await startPooler({ postgres: server, settings: { defaultPoolSize: 1, queryWaitTimeoutMs: 5_000 } });
   });
 
-  afterAll(async () => {
+  // A pgmux of each test's own: a server one test leaves stuck must not fail the next.
+  beforeEach(async () => {
+    instance = await startPooler({
+      postgres: server,
+      settings: { defaultPoolSize: 1, queryWaitTimeoutMs: 5_000, authType: "trust" },
+    });
+  });
+
+  afterEach(async () => {
     await stopWithin(instance);
+  });
+
+  test("a client that moves on without CopyDone after the server refused its COPY gets its server released", async () => {
+    // The protocol lets a client drop a COPY the server has ended with ErrorResponse and ReadyForQuery:
+    // the server ignores any CopyData/CopyDone/CopyFail that follow, so a client need not send them.
+    const raw = await RawClient.open(instance.host, instance.port, server.user, database);
+    try {
+      raw.send(encodeQuery({ query: "copy copied_early (id, payload) from stdin" }));
+      await raw.next("CopyInResponse");
+      raw.send(encodeCopyData({ data: Buffer.from("not a number\tboom\n") }));
+      const error = await raw.next("ErrorResponse");
+      expect(error.fields.get("C")).toBe("22P02");
+      expect((await raw.next("ReadyForQuery")).status).toBe(TransactionStatus.Idle);
+
+      raw.send(encodeQuery({ query: "select count(*) from copied_early" }));
+      const row = await raw.next("DataRow");
+      expect(row.values.map((v) => v?.toString("utf8"))).toEqual(["0"]);
+      expect((await raw.next("ReadyForQuery")).status).toBe(TransactionStatus.Idle);
+
+      const pool = onlyPool(instance);
+      const session = [...instance.pooler.clients][0]!;
+      await waitUntil(
+        "the idle client's server to go back to the pool",
+        () => pool.active === 0 && pool.idleCount === 1,
+        {
+          timeoutMs: 2_000,
+          detail: () =>
+            `pool active=${pool.active} idle=${pool.idleCount}; client state=${session.state} owed=${session.owed} copyIn=${session.copyIn}`,
+        },
+      );
+      const other = await connect({ ...instance.params({ database }), query_timeout: 3_000 });
+      try {
+        expect((await other.query("select 'served' as state")).rows).toEqual([{ state: "served" }]);
+      } finally {
+        await other.end();
+      }
+    } finally {
+      raw.close();
+    }
   });
 
   test("the server goes back to the pool once the client has finished sending, though the client sends nothing more", async () => {
@@ -274,21 +412,35 @@ describe("large results through pgmux", () => {
 
   let server: TestPostgres;
   let instance: PoolerInstance;
+  let observer: pg.Client;
 
   beforeAll(async () => {
     server = await testPostgres();
     instance = await startPooler({ postgres: server, settings: { defaultPoolSize: 1 } });
+    observer = await connect(server.params());
+    // The pool and its one server exist before the tests measure anything.
+    const warm = await connect(instance.params());
+    await warm.query("select 1");
+    await warm.end();
   });
 
   afterAll(async () => {
+    await observer?.end();
     await stopWithin(instance);
   });
 
-  /** Samples this process's RSS (pgmux runs in it) until stopped; returns the growth over the starting value. */
+  /**
+   * Samples this process's RSS until stopped and returns its growth over the starting value. pgmux runs in
+   * this process and the clients below run in child processes, so the growth is pgmux's. Each sample comes
+   * after a young-generation GC: every socket read allocates a fresh 64 kB buffer, and V8 lets up to about
+   * 64 MB of such dead buffers pile up before it collects them, which says nothing about what pgmux holds.
+   */
   function rssSampler(): { stop(): number } {
+    collectGarbage();
     const start = process.memoryUsage().rss;
     let max = start;
     const timer = setInterval(() => {
+      collectGarbage("minor");
       max = Math.max(max, process.memoryUsage().rss);
     }, 10);
     return {
@@ -300,32 +452,43 @@ describe("large results through pgmux", () => {
     };
   }
 
-  test("a 200 MB result read by a stalling client flows in bounded memory: pgmux stops reading while it stalls", async () => {
-    const client = await connect(instance.params());
-    const stream = (client as unknown as { connection: { stream: NodeJS.ReadableStream } }).connection.stream;
-    const observer = await connect(server.params());
+  /** Runs a child process to its end, collecting stdout and stderr as text. */
+  function child(file: string, args: readonly string[], env: NodeJS.ProcessEnv, cwd?: string) {
+    const proc = spawn(file, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"], cwd });
+    const out = { stdout: "", stderr: "" };
+    proc.stdout.on("data", (chunk: Buffer) => {
+      out.stdout += chunk.toString("utf8");
+    });
+    proc.stderr.on("data", (chunk: Buffer) => {
+      out.stderr += chunk.toString("utf8");
+    });
+    const exited = new Promise<number | null>((resolve) => proc.on("exit", (code) => resolve(code)));
+    return { proc, out, exited };
+  }
+
+  test("a 200 MB result to a client that stalls flows in bounded memory: pgmux stops reading while it stalls", async () => {
+    const pool = onlyPool(instance);
+    const before = pool.stats.bytesFromServers;
+    const sampler = rssSampler();
+    // psql keeps the whole result in its own memory (no FETCH_COUNT) and prints how many rows it got.
+    const psql = child(
+      join(findPgBinDir(), "psql"),
+      [
+        ...["-X", "-At", "-v", "ON_ERROR_STOP=1", "-o", "/dev/null"],
+        ...["-h", instance.host, "-p", String(instance.port), "-U", server.user, "-d", server.database],
+        ...["-c", STREAM_SQL, "-c", "\\echo rows=:ROW_COUNT"],
+      ],
+      { PGPASSWORD: server.password },
+    );
     try {
-      const sampler = rssSampler();
-      let rows = 0;
-      let chars = 0;
-      let paused = false;
-      const done = new Promise<void>((resolve, reject) => {
-        const query = client.query(new pg.Query(STREAM_SQL));
-        query.on("row", (row: { r: string }) => {
-          rows++;
-          chars += row.r.length;
-          if (rows === 1000 && !paused) {
-            paused = true;
-            stream.pause();
-          }
-        });
-        query.on("end", () => resolve());
-        query.on("error", reject);
+      await waitUntil("the result to start flowing", () => pool.stats.bytesFromServers - before > 1024 * 1024, {
+        timeoutMs: 10_000,
+        intervalMs: 1,
+        detail: () => psql.out.stderr,
       });
-      await waitUntil("the client to stall", () => paused, { timeoutMs: 10_000 });
-      const pool = onlyPool(instance);
+      psql.proc.kill("SIGSTOP");
       const backendPid = [...pool.servers][0]!.backendPid;
-      // PostgreSQL blocks writing to pgmux once pgmux stops reading from it (backpressure reached the server).
+      // With psql stopped, pgmux must stop reading from PostgreSQL: the backend blocks writing to pgmux.
       await waitUntil(
         "the server backend to block on its write to pgmux",
         async () =>
@@ -333,42 +496,52 @@ describe("large results through pgmux", () => {
             ?.wait_event === "ClientWrite",
         { timeoutMs: 10_000, intervalMs: 50 },
       );
-      const forwardedWhileStalled = pool.stats.bytesFromServers;
-      expect(forwardedWhileStalled).toBeLessThan(RSS_LIMIT / 2);
-      stream.resume();
-      await done;
+      const forwardedWhileStalled = pool.stats.bytesFromServers - before;
+      expect(forwardedWhileStalled).toBeLessThan((ROW_COUNT * ROW_BYTES) / 4);
+      psql.proc.kill("SIGCONT");
+      const code = await psql.exited;
       const growth = sampler.stop();
-      expect(rows).toBe(ROW_COUNT);
-      expect(chars).toBe(ROW_COUNT * ROW_BYTES);
-      expect(pool.stats.bytesFromServers).toBeGreaterThan(ROW_COUNT * ROW_BYTES);
+      expect(code, psql.out.stderr).toBe(0);
+      expect(psql.out.stdout.trim()).toBe(`rows=${ROW_COUNT}`);
+      expect(pool.stats.bytesFromServers - before).toBeGreaterThan(ROW_COUNT * ROW_BYTES);
       expect(growth).toBeLessThan(RSS_LIMIT);
     } finally {
-      await Promise.all([client.end(), observer.end()]);
+      if (psql.proc.exitCode === null && psql.proc.signalCode === null) {
+        psql.proc.kill("SIGCONT");
+        psql.proc.kill("SIGKILL");
+      }
     }
   });
 
   test("a 200 MB result read through a postgres.js cursor streams in bounded memory", async () => {
-    const sql = postgres(instance.url(), { max: 1, prepare: false, onnotice: () => {}, connect_timeout: 10 });
-    try {
-      await sql`select 1`;
-      const sampler = rssSampler();
+    // postgres.js runs in a child process; through the extended protocol (a parameterless unsafe query would
+    // go as a simple Query, which has no cursor): Execute with a row limit, PortalSuspended, next Execute.
+    const script = `
+      import postgres from "postgres";
+      const sql = postgres(process.env.PGMUX_URL, { max: 1, prepare: false, onnotice: () => {}, connect_timeout: 10 });
       let rows = 0;
       let chars = 0;
-      // Through the extended protocol (a parameterless unsafe query would go as a simple Query, which
-      // has no cursor): Execute with a row limit, PortalSuspended, the next Execute when the batch is consumed.
-      const query = sql.unsafe(STREAM_SQL, [], { simple: false } as postgres.UnsafeQueryOptions);
-      for await (const batch of query.cursor(2000)) {
+      for await (const batch of sql.unsafe(process.env.STREAM_SQL, [], { simple: false }).cursor(2000)) {
         rows += batch.length;
-        for (const row of batch) chars += (row.r as string).length;
+        for (const row of batch) chars += row.r.length;
       }
-      const growth = sampler.stop();
-      expect(rows).toBe(ROW_COUNT);
-      expect(chars).toBe(ROW_COUNT * ROW_BYTES);
-      expect(growth).toBeLessThan(RSS_LIMIT);
-      expect(await sql`select 'after' as word`).toEqual([{ word: "after" }]);
-    } finally {
+      const [after] = await sql\`select 'after' as word\`;
       await sql.end({ timeout: 5 });
-    }
+      process.stdout.write(JSON.stringify({ rows, chars, after: after.word }));
+    `;
+    const testDir = fileURLToPath(new URL("..", import.meta.url));
+    const sampler = rssSampler();
+    const node = child(
+      process.execPath,
+      ["--input-type=module", "-e", script],
+      { PGMUX_URL: instance.url(), STREAM_SQL },
+      testDir,
+    );
+    const code = await node.exited;
+    const growth = sampler.stop();
+    expect(code, node.out.stderr).toBe(0);
+    expect(JSON.parse(node.out.stdout)).toEqual({ rows: ROW_COUNT, chars: ROW_COUNT * ROW_BYTES, after: "after" });
+    expect(growth).toBeLessThan(RSS_LIMIT);
     const pool = onlyPool(instance);
     await waitUntil("the server back in the pool", () => pool.active === 0 && pool.idleCount === 1, {
       timeoutMs: 2_000,
