@@ -33,19 +33,23 @@ afterAll(async () => {
   await pgServer?.psql(`drop database if exists ${database} with (force)`);
 });
 
-type Kind = "in-transaction" | "query-in-transaction" | "query";
+type Kind = "in-transaction" | "query-in-transaction" | "query" | "waiting";
 
-/** Most leave after an INSERT inside a transaction; some while a pg_sleep runs, inside a transaction or not. */
+/**
+ * Most leave after an INSERT inside a transaction; some while a pg_sleep runs, inside a transaction or not;
+ * some right after sending a query, most likely still queued for a server or while pgmux prepares one.
+ */
 function kindOf(i: number): Kind {
   const r = i % 20;
-  if (r < 17) return "in-transaction";
-  if (r < 19) return "query-in-transaction";
-  return "query";
+  if (r < 15) return "in-transaction";
+  if (r < 17) return "query-in-transaction";
+  if (r < 18) return "query";
+  return "waiting";
 }
 
 describe("clients that disconnect mid-transaction and mid-query", () => {
   test(`${CLIENTS} of them leave no open transaction, no running query, no row, and a whole pool`, async () => {
-    const counts: Record<Kind, number> = { "in-transaction": 0, "query-in-transaction": 0, query: 0 };
+    const counts: Record<Kind, number> = { "in-transaction": 0, "query-in-transaction": 0, query: 0, waiting: 0 };
     for (let start = 0; start < CLIENTS; start += BATCH) {
       const batch: Promise<void>[] = [];
       for (let i = start; i < Math.min(CLIENTS, start + BATCH); i++) {
@@ -54,7 +58,8 @@ describe("clients that disconnect mid-transaction and mid-query", () => {
       }
       await Promise.all(batch);
     }
-    expect(counts["query-in-transaction"] + counts.query).toBeGreaterThan(100);
+    expect(counts["query-in-transaction"] + counts.query).toBeGreaterThanOrEqual(100);
+    expect(counts.waiting).toBeGreaterThanOrEqual(100);
 
     await waitUntil(
       "no backend of the database to be idle in a transaction or running pg_sleep",
@@ -104,12 +109,61 @@ describe("clients that disconnect mid-transaction and mid-query", () => {
   });
 });
 
-/** One client that does its part of a transaction or query and then drops its socket. */
+describe("a client that leaves while its server is being prepared", () => {
+  test("costs nothing: the server prepared for it (parameter sync) goes straight back to the pool", async () => {
+    // A pool of one server, and clients whose application_name differs from the server's, so linking each
+    // means a parameter sync on the server first. Each sends a query and drops its socket at once: most
+    // often the drop is read while the sync still runs, before any of the client's bytes reach the server.
+    const single = await startPooler({ postgres: pgServer, settings: { authType: "trust", defaultPoolSize: 1 } });
+    try {
+      const warm = new pg.Client(single.params({ database }));
+      await warm.connect();
+      await warm.query("select 1");
+      await warm.end();
+      const pool = single.pooler.pools.get(`${database}\0${pgServer.user}`)!;
+      for (let i = 0; i < 50; i++) {
+        const client = new pg.Client({ ...single.params({ database }), application_name: `leaving ${i}` });
+        client.on("error", () => {});
+        await client.connect();
+        client.query("select pg_sleep(5)").catch(() => {});
+        (client as unknown as { connection: { stream: import("node:net").Socket } }).connection.stream.destroy();
+        await waitUntil(
+          `the one server to be idle again after client ${i} left`,
+          () =>
+            pool.active === 0 && pool.servers.size === 1 && pool.idleCount === 1 && single.pooler.clients.size === 0,
+          {
+            timeoutMs: 3000,
+            detail: () =>
+              JSON.stringify([...pool.servers].map((s) => ({ state: s.state, client: s.client?.id ?? null }))),
+          },
+        );
+      }
+      const after = new pg.Client(single.params({ database }));
+      await after.connect();
+      expect((await after.query("select 'served' as s")).rows).toEqual([{ s: "served" }]);
+      await after.end();
+    } finally {
+      await stopWithin(single, 3000);
+    }
+  });
+});
+
+/**
+ * One client that does its part of a transaction or query and then drops its socket. Every third one has an
+ * application_name of its own, so pgmux also has a parameter sync to run when it lands on a server.
+ */
 async function vanish(i: number, kind: Kind): Promise<void> {
-  const client = new pg.Client(pooler.params({ database }));
+  const own = i % 3 === 0 ? { application_name: `vanishing ${i}` } : {};
+  const client = new pg.Client({ ...pooler.params({ database }), ...own });
   client.on("error", () => {});
   await client.connect();
   const stream = (client as unknown as { connection: { stream: import("node:net").Socket } }).connection.stream;
+  if (kind === "waiting") {
+    client.query("begin; insert into victims values ('never committed either')").catch(() => {});
+    client.query("select pg_sleep(5)").catch(() => {});
+    stream.destroy();
+    return;
+  }
   if (kind !== "query") {
     await client.query("begin");
     await client.query("insert into victims values ($1)", [`client ${i}`]);
