@@ -37,7 +37,7 @@ afterAll(async () => {
 
 describe("a client breaking the protocol", () => {
   test("garbage before the startup packet (an HTTP request) gets 08P01", async () => {
-    await withBystander(async () => {
+    await withBystander(trusting, async () => {
       const peer = await RawPeer.connect(trusting.port);
       peer.send(Buffer.from("GET / HTTP/1.1\r\nHost: pgmux\r\n\r\n"));
       await expectProtocolViolation(peer);
@@ -45,7 +45,7 @@ describe("a client breaking the protocol", () => {
   });
 
   test("a startup packet whose length cannot hold its header gets 08P01", async () => {
-    await withBystander(async () => {
+    await withBystander(trusting, async () => {
       const peer = await RawPeer.connect(trusting.port);
       peer.send(Buffer.from([0, 0, 0, 4, 0, 3, 0, 0]));
       await expectProtocolViolation(peer);
@@ -53,15 +53,44 @@ describe("a client breaking the protocol", () => {
   });
 
   test("a startup packet over 10,000 bytes gets 08P01", async () => {
-    await withBystander(async () => {
+    await withBystander(trusting, async () => {
       const peer = await RawPeer.connect(trusting.port);
       peer.send(startup([["application_name", "x".repeat(12_000)]]));
       await expectProtocolViolation(peer);
     });
   });
 
+  test("a startup packet asking for protocol 2.0 gets 08P01 naming the version", async () => {
+    await withBystander(trusting, async () => {
+      const peer = await RawPeer.connect(trusting.port);
+      peer.send(encodeStartupMessage({ protocolVersion: 2 << 16, parameters: [["user", pgServer.user]] }));
+      await expectProtocolViolation(peer, /protocol.* 2\.0/);
+    });
+  });
+
+  test("a startup packet whose parameters are not NUL-terminated gets 08P01", async () => {
+    await withBystander(trusting, async () => {
+      const peer = await RawPeer.connect(trusting.port);
+      const body = Buffer.from("user\0postgres\0database\0postgres");
+      const header = Buffer.alloc(8);
+      header.writeUInt32BE(8 + body.length, 0);
+      header.writeUInt32BE(ProtocolVersion.V3_0, 4);
+      peer.send(Buffer.concat([header, body]));
+      await expectProtocolViolation(peer);
+    });
+  });
+
+  test("an unknown startup parameter gets 08P01 naming it", async () => {
+    await withBystander(trusting, async () => {
+      const peer = await RawPeer.connect(trusting.port);
+      peer.send(startup([["no_such_guc_anywhere", "1"]]));
+      const fields = await expectProtocolViolation(peer, /no_such_guc_anywhere/);
+      expect(fields.get("C")).toBe("08P01");
+    });
+  });
+
   test("garbage in place of the SCRAM response gets 08P01", async () => {
-    await withBystander(async () => {
+    await withBystander(scram, async () => {
       const peer = await RawPeer.connect(scram.port);
       peer.send(startup());
       expect((await peer.next())?.type).toBe("AuthenticationSASL");
@@ -71,7 +100,7 @@ describe("a client breaking the protocol", () => {
   });
 
   test("garbage after login gets 08P01", async () => {
-    await withBystander(async () => {
+    await withBystander(trusting, async () => {
       const peer = await loggedIn();
       peer.send(Buffer.from([0xde, 0xad, 0xbe, 0xef, 0x00, 0x01, 0x02, 0x03, 0x04]));
       await expectProtocolViolation(peer);
@@ -79,7 +108,7 @@ describe("a client breaking the protocol", () => {
   });
 
   test("an absurd length (0xFFFFFFFF) in a typed message after login gets 08P01", async () => {
-    await withBystander(async () => {
+    await withBystander(trusting, async () => {
       const peer = await loggedIn();
       peer.send(Buffer.from([0x51, 0xff, 0xff, 0xff, 0xff, 0x73, 0x65, 0x6c]));
       await expectProtocolViolation(peer);
@@ -87,7 +116,7 @@ describe("a client breaking the protocol", () => {
   });
 
   test("a typed message whose length is under 4 gets 08P01", async () => {
-    await withBystander(async () => {
+    await withBystander(trusting, async () => {
       const peer = await loggedIn();
       peer.send(Buffer.from([0x51, 0x00, 0x00, 0x00, 0x02]));
       await expectProtocolViolation(peer);
@@ -95,7 +124,7 @@ describe("a client breaking the protocol", () => {
   });
 
   test("an unknown message type after login gets 08P01", async () => {
-    await withBystander(async () => {
+    await withBystander(trusting, async () => {
       const peer = await loggedIn();
       peer.send(Buffer.from([0x78, 0x00, 0x00, 0x00, 0x04])); // 'x', a well-framed message of no known type
       await expectProtocolViolation(peer);
@@ -103,7 +132,7 @@ describe("a client breaking the protocol", () => {
   });
 
   test("a password message ('p') after login gets 08P01", async () => {
-    await withBystander(async () => {
+    await withBystander(trusting, async () => {
       const peer = await loggedIn();
       peer.send(encodePasswordMessage({ password: "too late" }));
       await expectProtocolViolation(peer);
@@ -114,7 +143,7 @@ describe("a client breaking the protocol", () => {
     const table = `abuse_len_${process.pid}`;
     await pgServer.psql(`drop table if exists ${table}; create table ${table} (id int)`);
     try {
-      await withBystander(async () => {
+      await withBystander(trusting, async () => {
         const peer = await loggedIn();
         expect(await peer.query("begin")).toEqual([]);
         expect(await peer.query(`insert into ${table} values (1)`)).toEqual([]);
@@ -128,7 +157,7 @@ describe("a client breaking the protocol", () => {
   });
 
   test("a message cut off and then the socket closed costs nothing but that connection", async () => {
-    await withBystander(async () => {
+    await withBystander(trusting, async () => {
       const peer = await loggedIn();
       // A Query announcing 100 bytes, 10 sent, then goodbye.
       const cut = Buffer.concat([Buffer.from([0x51, 0, 0, 0, 100]), Buffer.from("select 1; ")]);
@@ -142,7 +171,7 @@ describe("a client breaking the protocol", () => {
     const table = `abuse_cut_${process.pid}`;
     await pgServer.psql(`drop table if exists ${table}; create table ${table} (id int)`);
     try {
-      await withBystander(async () => {
+      await withBystander(trusting, async () => {
         const peer = await loggedIn();
         expect(await peer.query("begin")).toEqual([]);
         expect(await peer.query(`insert into ${table} values (1)`)).toEqual([]);
@@ -181,7 +210,7 @@ describe("a client breaking the protocol", () => {
   });
 
   test("random bytes after login never take pgmux down or disturb anyone else", async () => {
-    await withBystander(async () => {
+    await withBystander(trusting, async () => {
       await fc.assert(
         fc.asyncProperty(randomTraffic(), async (bytes) => {
           const peer = await loggedIn();
@@ -231,14 +260,19 @@ async function loggedIn(): Promise<RawPeer> {
   }
 }
 
-async function expectProtocolViolation(peer: RawPeer): Promise<void> {
+/** The offender's ErrorResponse: FATAL 08P01 with `message`, then the end of the connection. */
+async function expectProtocolViolation(
+  peer: RawPeer,
+  message: RegExp = /^protocol violation: /,
+): Promise<ReadonlyMap<string, string>> {
   const msg = await peer.next();
   expect(msg?.type).toBe("ErrorResponse");
   const fields = (msg as Extract<BackendMessage, { type: "ErrorResponse" }>).fields;
   expect(fields.get("V")).toBe("FATAL");
   expect(fields.get("C")).toBe("08P01");
-  expect(fields.get("M")).toMatch(/^protocol violation: /);
+  expect(fields.get("M")).toMatch(message);
   await peer.closed();
+  return fields;
 }
 
 function poolOf(instance: PoolerInstance) {
@@ -261,7 +295,7 @@ async function expectNoTransactionLeft(table: string): Promise<void> {
 }
 
 async function connected(instance: PoolerInstance): Promise<pg.Client> {
-  const client = new pg.Client({ ...instance.params(), password: undefined });
+  const client = new pg.Client(instance.params());
   client.on("error", () => {});
   await client.connect();
   return client;
@@ -271,8 +305,8 @@ async function connected(instance: PoolerInstance): Promise<pg.Client> {
  * Runs `abuse` while a well-behaved pg client queries in a loop (each answer checked), then expects that
  * client to have had no error at all and the pool to settle whole: every server idle, none owed to anyone.
  */
-async function withBystander(abuse: () => Promise<void>): Promise<void> {
-  const client = await connected(trusting);
+async function withBystander(instance: PoolerInstance, abuse: () => Promise<void>): Promise<void> {
+  const client = await connected(instance);
   const errors: unknown[] = [];
   client.on("error", (e) => errors.push(e));
   let queries = 0;
@@ -302,7 +336,7 @@ async function withBystander(abuse: () => Promise<void>): Promise<void> {
     await client.end().catch(() => {});
   }
   expect(errors).toEqual([]);
-  const pool = poolOf(trusting);
+  const pool = poolOf(instance);
   await waitUntil(
     "the pool to settle with every server idle",
     () => pool.active === 0 && pool.waitingCount === 0 && pool.idleCount === pool.servers.size,
@@ -312,7 +346,7 @@ async function withBystander(abuse: () => Promise<void>): Promise<void> {
     },
   );
   expect(pool.servers.size).toBeLessThanOrEqual(pool.size);
-  await waitUntil("pgmux to have no client left", () => trusting.pooler.clients.size === 0, { timeoutMs: 5000 });
+  await waitUntil("pgmux to have no client left", () => instance.pooler.clients.size === 0, { timeoutMs: 5000 });
 }
 
 /** Mostly well-framed messages of any type with random bodies, some truncated, some pure noise. */

@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { statSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import net from "node:net";
 import { tmpdir } from "node:os";
@@ -38,6 +39,8 @@ describe("the Unix socket listener", () => {
     try {
       const socketPath = join(dir, `.s.PGSQL.${pooler.port}`);
       expect(pooler.pooler.addresses).toContainEqual({ path: socketPath });
+      // unix_socket_mode (0777 by default) is applied to the socket file.
+      expect(statSync(socketPath).mode & 0o777).toBe(0o777);
       const out = await runPsql(
         ["-h", dir, "-p", String(pooler.port), "-U", pgServer.user, "-d", pgServer.database],
         "select 'through the socket' as how, current_user as who, count(*) from pg_stat_activity where pid = pg_backend_pid()",

@@ -80,6 +80,34 @@ describe("session mode", () => {
   });
 });
 
+describe("session mode, a client that vanishes", () => {
+  test("inside a transaction: rolled back and reset before the next client gets the server", async () => {
+    const table = `session_vanish_${process.pid}`;
+    await pgServer.psql(`drop table if exists ${table}; create table ${table} (id int)`);
+    const pooler = await startPooler({ postgres: pgServer, settings: { poolMode: "session", defaultPoolSize: 1 } });
+    const a = await connected(pooler);
+    let b: pg.Client | null = null;
+    try {
+      const pid = await backendPid(a);
+      await a.query("set statement_timeout = '42s'");
+      await a.query("begin");
+      await a.query(`insert into ${table} values (1)`);
+      b = await connected(pooler);
+      const waiting = b.query(
+        `select pg_backend_pid() as pid, current_setting('statement_timeout') as statement_timeout,
+                (select count(*)::int from ${table}) as rows, now() = statement_timestamp() as fresh_transaction`,
+      );
+      (a as unknown as { connection: { stream: import("node:net").Socket } }).connection.stream.destroy();
+      expect((await waiting).rows).toEqual([{ pid, statement_timeout: "0", rows: 0, fresh_transaction: true }]);
+      expect(await pgServer.psql(`select count(*) from ${table}`)).toBe("0");
+    } finally {
+      await endAll(a, b);
+      await stopWithin(pooler, 3000);
+      await pgServer.psql(`drop table if exists ${table}`);
+    }
+  });
+});
+
 describe("statement mode", () => {
   test("autocommit statements work and the server changes hands after each one", async () => {
     const pooler = await startPooler({ postgres: pgServer, settings: { poolMode: "statement", defaultPoolSize: 1 } });
