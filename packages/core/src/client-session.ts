@@ -380,8 +380,8 @@ export class ClientSession {
   /** A server is now this client's: send what was held. */
   linked(server: ServerConnection, now: number): void {
     if (this.state !== ClientState.Waiting) {
-      // The client left while the server was being prepared for it.
-      this.pool!.reclaim(server, this);
+      // The client left while the server was being prepared for it; its held bytes were never sent.
+      this.pool!.unusedLink(server);
       return;
     }
     this.server = server;
@@ -414,6 +414,9 @@ export class ClientSession {
    */
   readyForQuery(status: number): boolean {
     const pool = this.pool!;
+    // A server in COPY IN sends no ReadyForQuery: one means the COPY is over, whether or not the client
+    // ever sent CopyDone (a client may move on after the server rejected the COPY).
+    this.copyIn = false;
     if (this.owed > 0) this.owed--;
     if (this.syncsOwed > this.owed) this.syncsOwed = this.owed;
     pool.stats.queries++;

@@ -260,6 +260,16 @@ export class Pool {
     );
   }
 
+  /**
+   * Takes back a server that was being prepared for a client (parameter sync) when the client left: none
+   * of the client's bytes ever reached it, so it owes the client nothing.
+   */
+  unusedLink(server: ServerConnection): void {
+    this.active--;
+    server.client = null;
+    this.makeIdle(server);
+  }
+
   /** Takes a server back from its client, which owes nothing and is outside a transaction. */
   release(server: ServerConnection): void {
     const client = server.client;
@@ -332,8 +342,12 @@ export class Pool {
 
   private makeIdle(server: ServerConnection): void {
     if (server.state === ServerState.Closed) return;
-    if (server.cancelsInFlight > 0) return; // the cancel's completion calls makeIdleAfterCancel
     const now = this.pooler.now();
+    if (server.cancelsInFlight > 0) {
+      // Held back until the cancel has landed (cancelFinished brings it back), but no longer anyone's.
+      server.deactivate(now);
+      return;
+    }
     const s = this.pooler.settings;
     if (s.serverLifetimeMs > 0 && now - server.createdAt >= s.serverLifetimeMs && this.servers.size > this.minSize) {
       server.close("server_lifetime reached");
