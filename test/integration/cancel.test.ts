@@ -2,7 +2,7 @@ import { randomInt } from "node:crypto";
 import net from "node:net";
 import pg from "pg";
 import postgres from "postgres";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "vitest";
 import { type TestPostgres, testPostgres, waitUntil } from "../support/index.js";
 import { type PoolerInstance, startPooler } from "../support/pooler-instance.js";
 
@@ -177,12 +177,19 @@ describe("cancel requests through pgmux", () => {
 
   beforeAll(async () => {
     server = await testPostgres();
-    instance = await startPooler({ postgres: server, settings: { defaultPoolSize: 1 } });
     observer = await connect(server.params());
   });
 
   afterAll(async () => {
     await observer?.end();
+  });
+
+  // A pgmux of each test's own, with one server: a server one test leaves stuck must not starve the next.
+  beforeEach(async () => {
+    instance = await startPooler({ postgres: server, settings: { defaultPoolSize: 1 } });
+  });
+
+  afterEach(async () => {
     await stopWithin(instance);
   });
 
