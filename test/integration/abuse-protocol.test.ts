@@ -9,7 +9,7 @@ import {
 } from "@pgmux/protocol";
 import fc from "fast-check";
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "vitest";
 import { type TestPostgres, testPostgres, waitUntil } from "../support/index.js";
 import { type PoolerInstance, startPooler } from "../support/pooler-instance.js";
 
@@ -241,6 +241,103 @@ describe("a client breaking the protocol", () => {
   });
 });
 
+describe("messages that must be empty, sent with a body", () => {
+  // PostgreSQL frames by length like pgmux, but a Sync or Flush must have an empty body: pgmux has to frame
+  // such a message exactly as the server will read it, and never let what the server makes of it reach
+  // another client. A pool of one server, so the next client to get it is known.
+  // Each test has a pgmux of its own, so a server one of them strands cannot starve the next.
+  let single: PoolerInstance;
+  const table = `abuse_smuggle_${process.pid}`;
+
+  beforeAll(async () => {
+    await pgServer.psql(`drop table if exists ${table}; create table ${table} (what text)`);
+  });
+
+  beforeEach(async () => {
+    single = await startPooler({ postgres: pgServer, settings: { authType: "trust", defaultPoolSize: 1 } });
+  });
+
+  afterEach(async () => {
+    if (single) await stopWithin(single, 3000);
+  });
+
+  afterAll(async () => {
+    await pgServer.psql(`drop table if exists ${table}`);
+  });
+
+  test("a Query hidden in the body of a Sync never runs, and its result never reaches another client", async () => {
+    const bystander = await connected(single);
+    try {
+      expect((await bystander.query("select 'warm' as x")).rows).toEqual([{ x: "warm" }]);
+      const offender = await loggedIn(single);
+      const hidden = encodeQuery({
+        query: `insert into ${table} values ('smuggled'); select pg_sleep(0.5), 'smuggled' as x`,
+      });
+      const sync = Buffer.alloc(5);
+      sync[0] = 0x53; // 'S'
+      sync.writeUInt32BE(4 + hidden.length, 1);
+      offender.send(Buffer.concat([sync, hidden]));
+      // Whatever pgmux answers the offender, the bystander's next query is its own.
+      await offender.next();
+      const result: pg.QueryResult | pg.QueryResult[] = await withDeadline(
+        bystander.query("select 'mine' as x"),
+        5000,
+        "the bystander's query",
+      );
+      // (An array would mean the bystander got the results of the offender's two statements.)
+      expect(Array.isArray(result) ? result.map((r) => r.rows) : result.rows).toEqual([{ x: "mine" }]);
+      expect(await pgServer.psql(`select count(*) from ${table}`)).toBe("0");
+      offender.destroy();
+    } finally {
+      await bystander.end().catch(() => {});
+    }
+  });
+
+  test("garbage right behind a valid message inside a transaction: the server is not stranded waiting for a reply", async () => {
+    const bystander = await connected(single);
+    try {
+      const offender = await loggedIn(single);
+      expect(await offender.query("begin")).toEqual([]);
+      // One write: a valid Query, then a message of no known type. pgmux refuses the chunk; it must not
+      // expect a reply to a Query it never sent.
+      offender.send(Buffer.concat([encodeQuery({ query: "select 1" }), Buffer.from([0xde, 0, 0, 0, 4])]));
+      await expectProtocolViolation(offender);
+      const { rows } = await withDeadline(bystander.query("select 'served' as x"), 5000, "the bystander's query");
+      expect(rows).toEqual([{ x: "served" }]);
+    } finally {
+      await bystander.end().catch(() => {});
+    }
+  });
+
+  test("a Flush with a body: PostgreSQL's error for it never reaches the next client", async () => {
+    const bystander = await connected(single);
+    try {
+      const offender = await loggedIn(single);
+      const flush = Buffer.from([0x48, 0, 0, 0, 8, 1, 2, 3, 4]); // 'H' with 4 bytes of body
+      offender.send(Buffer.concat([encodeQuery({ query: "select pg_sleep(0.3)" }), flush]));
+      const pool = poolOfSingle();
+      // pgmux may refuse the malformed Flush at once (08P01); if it lets it through, the offender holds the
+      // server and the bystander is queued behind it, to get the server the moment the offender's query ends.
+      await waitUntil("the offender to hold the server or be refused", () => pool.active === 1 || offender.isClosed, {
+        timeoutMs: 3000,
+      });
+      const { rows } = await withDeadline(
+        bystander.query("select $1::text as x", ["mine"]),
+        5000,
+        "the bystander's query",
+      );
+      expect(rows).toEqual([{ x: "mine" }]);
+      offender.destroy();
+    } finally {
+      await bystander.end().catch(() => {});
+    }
+  });
+
+  function poolOfSingle() {
+    return single.pooler.pools.get(`${pgServer.database}\0${pgServer.user}`)!;
+  }
+});
+
 // ---- helpers ------------------------------------------------------------------------------------------------
 
 function startup(extra: readonly [string, string][] = []): Buffer {
@@ -250,8 +347,8 @@ function startup(extra: readonly [string, string][] = []): Buffer {
   });
 }
 
-async function loggedIn(): Promise<RawPeer> {
-  const peer = await RawPeer.connect(trusting.port);
+async function loggedIn(instance: PoolerInstance = trusting): Promise<RawPeer> {
+  const peer = await RawPeer.connect(instance.port);
   peer.send(startup());
   for (;;) {
     const msg = await peer.next();
@@ -373,6 +470,18 @@ function randomTraffic(): fc.Arbitrary<Buffer> {
       maxLength: 4,
     })
     .map((parts) => Buffer.concat(parts.map((p) => Buffer.from(p))));
+}
+
+async function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** pooler.stop() bounded in time: true when it finished, false when it was still waiting after `ms`. */
