@@ -398,6 +398,8 @@ export class ClientSession {
       ok = server.write(b);
     }
     if (ok) this.socket.resume();
+    // What was held may need no reply at all (CopyData after a COPY the server ended): nothing to wait for.
+    if (this.owed === 0 && this.releasable(server.status)) this.pool!.release(server);
   }
 
   /**
