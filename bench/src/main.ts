@@ -187,10 +187,12 @@ async function runBenchmark(
       [
         "### pgbench",
         "",
-        `Each cell: \`pgbench -n -b <script> -M <mode> -c <clients> -j 2 -T ${options.seconds} --log\` (-j 1 for 1 client), ` +
+        `Each cell: \`pgbench -n -b <script> -M <mode> -c <clients> -j 2 -T ${options.seconds} -P 1 --log\` (-j 1 for 1 client), ` +
           `${options.reps} repetition(s), runs interleaved direct → PgBouncer → pgmux. TPS is pgbench's (without initial connection time), ` +
           "median over repetitions; mean and p99 latency come from pgbench's per-transaction log of every transaction (median over repetitions); " +
-          "failed transactions are summed; pooler CPU is utime+stime from /proc/<pid>/stat over the run per 10,000 transactions.",
+          "failed transactions are summed; pooler CPU is utime+stime of the pooler process (/proc/<pid>/stat) between pgbench's first and last " +
+          "`-P 1` progress reports (steady state: logins, measured under Connection rate, excluded) per 10,000 transactions those reports count " +
+          "(median over repetitions; the whole-run figure is in the JSON).",
         "",
         pgbenchTable(summaries),
         "",
@@ -350,16 +352,16 @@ async function runBenchmark(
 
 /** Runs where pgbench did not exit 0, with its first error lines: a table cell alone would hide why. */
 function failedRunsText(runs: readonly CellRun[]): string[] {
-  const failed = runs.filter((r) => r.result.exitCode !== 0);
+  const failed = runs.filter((r) => r.result.exitCode !== 0 || !Number.isFinite(r.result.tps));
   if (failed.length === 0) return [];
   return [
     "",
-    "Runs where pgbench did not exit 0:",
+    "Runs where pgbench did not exit 0 or printed no result:",
     "",
     ...failed.map(
       (r) =>
         `- ${r.cell} ${r.target} rep ${r.rep}: exit ${r.result.exitCode}, ${r.result.abortedClients} aborted clients; ` +
-        `${r.result.errors.slice(0, 2).join(" / ") || "no error text"}`,
+        `${r.result.errors.slice(0, 2).join(" / ") || r.result.outputWithoutSummary?.trim().split("\n").slice(-2).join(" / ") || "no output"}`,
     ),
   ];
 }

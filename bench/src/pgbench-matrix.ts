@@ -5,7 +5,14 @@
  */
 import type { PostgresCluster } from "@pgmux/test/support";
 import type { ChildProcesses } from "./child-processes.js";
-import { type Endpoint, type PgbenchMode, type PgbenchResult, type PgbenchScript, runPgbench } from "./pgbench.js";
+import {
+  type Endpoint,
+  type PgbenchMode,
+  type PgbenchResult,
+  type PgbenchScript,
+  type Progress,
+  runPgbench,
+} from "./pgbench.js";
 import type { PoolerSet } from "./pooler-set.js";
 import { cpuSeconds } from "./proc-stats.js";
 import { median } from "./stats.js";
@@ -36,9 +43,15 @@ export interface CellRun {
   readonly rep: number;
   readonly startedAt: string;
   readonly result: PgbenchResult;
-  /** CPU seconds the target pooler used during the run (NaN for direct). */
+  /** CPU seconds the target pooler used over the whole pgbench run, logins included (NaN for direct). */
   readonly poolerCpuSeconds: number;
+  readonly poolerCpuSecondsPer10kTxWholeRun: number;
+  /**
+   * Steady state: CPU seconds between pgbench's first and last `-P 1` progress report (clients connected, not
+   * yet leaving) per 10,000 transactions those reports count. Logins are measured apart (connection rate).
+   */
   readonly poolerCpuSecondsPer10kTx: number;
+  readonly steadySeconds: number;
   /** Set when the pooler died during the run (it was restarted for the next one). */
   readonly poolerDied?: string;
 }
@@ -91,6 +104,19 @@ async function runOne(
   const pid = target === "direct" ? undefined : ctx.poolers.get(target).pid;
   const cpuBefore = pid === undefined ? Number.NaN : cpuSeconds(pid);
   const startedAt = new Date().toISOString();
+  const steady = { firstCpu: Number.NaN, lastCpu: Number.NaN, firstAt: 0, lastAt: 0, transactions: 0 };
+  const onProgress = (p: Progress) => {
+    if (pid === undefined) return;
+    const cpu = cpuSeconds(pid);
+    if (Number.isNaN(steady.firstCpu)) {
+      steady.firstCpu = cpu;
+      steady.firstAt = p.seconds;
+    } else {
+      steady.transactions += p.tps * (p.seconds - steady.lastAt);
+      steady.lastCpu = cpu;
+    }
+    steady.lastAt = p.seconds;
+  };
   const result = await runPgbench(
     ctx.children,
     ctx.binDir,
@@ -98,6 +124,7 @@ async function runOne(
     { ...cell, jobs: Math.min(2, cell.clients), seconds },
     ctx.logDir,
     String(index),
+    onProgress,
   );
   let poolerCpu = Number.NaN;
   let poolerDied: string | undefined;
@@ -117,7 +144,12 @@ async function runOne(
     startedAt,
     result,
     poolerCpuSeconds: poolerCpu,
-    poolerCpuSecondsPer10kTx: result.transactions > 0 ? (poolerCpu / result.transactions) * 10_000 : Number.NaN,
+    poolerCpuSecondsPer10kTxWholeRun: result.transactions > 0 ? (poolerCpu / result.transactions) * 10_000 : Number.NaN,
+    poolerCpuSecondsPer10kTx:
+      steady.transactions > 0 && poolerDied === undefined
+        ? ((steady.lastCpu - steady.firstCpu) / steady.transactions) * 10_000
+        : Number.NaN,
+    steadySeconds: steady.lastAt - steady.firstAt,
     ...(poolerDied !== undefined ? { poolerDied } : {}),
   };
 }
@@ -133,6 +165,7 @@ function line(run: CellRun): string {
   if (Number.isFinite(run.poolerCpuSecondsPer10kTx)) parts.push(`cpu ${run.poolerCpuSecondsPer10kTx.toFixed(2)} s/10k`);
   if (r.abortedClients > 0) parts.push(`ABORTED ${r.abortedClients} clients`);
   if (r.exitCode !== 0) parts.push(`exit ${r.exitCode}: ${r.errors[0] ?? ""}`);
+  else if (!Number.isFinite(r.tps)) parts.push("NO SUMMARY from pgbench (see outputWithoutSummary in the JSON)");
   return parts.join(", ");
 }
 
@@ -148,7 +181,7 @@ export interface CellSummary {
   readonly abortedClients: number;
   readonly poolerCpuSecondsPer10kTx: number;
   readonly poolerDeaths: number;
-  /** Runs where pgbench did not exit 0 (a client aborted, or it could not connect). */
+  /** Runs where pgbench did not exit 0 (a client aborted, or it could not connect) or printed no TPS. */
   readonly failedRuns: number;
 }
 
@@ -171,7 +204,7 @@ export function summarize(cells: readonly Cell[], runs: readonly CellRun[]): Cel
         abortedClients: mine.reduce((n, r) => n + r.result.abortedClients, 0),
         poolerCpuSecondsPer10kTx: median(mine.map((r) => r.poolerCpuSecondsPer10kTx)),
         poolerDeaths: mine.filter((r) => r.poolerDied !== undefined).length,
-        failedRuns: mine.filter((r) => r.result.exitCode !== 0).length,
+        failedRuns: mine.filter((r) => r.result.exitCode !== 0 || !Number.isFinite(r.result.tps)).length,
       });
     }
   }

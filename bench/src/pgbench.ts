@@ -40,15 +40,24 @@ export interface PgbenchResult {
   readonly exitCode: number | null;
   /** pgbench's error lines (first few), when it printed any. */
   readonly errors: readonly string[];
+  /** What pgbench printed, when it printed no summary to read. */
+  readonly outputWithoutSummary?: string;
 }
 
 const SETUP_MARGIN_MS = 120_000;
+const PROGRESS = /^progress: ([\d.]+) s, ([\d.]+) tps/;
+
+/** One `-P 1` progress report: seconds since the benchmark started (clients connected) and that second's TPS. */
+export interface Progress {
+  readonly seconds: number;
+  readonly tps: number;
+}
 
 export function pgbenchArgs(endpoint: Endpoint, run: PgbenchRun, logPrefix?: string): string[] {
   return [
     ...["-h", endpoint.host, "-p", String(endpoint.port), "-U", endpoint.user],
     ...["-b", run.script, "-M", run.mode, "-c", String(run.clients), "-j", String(run.jobs)],
-    ...["-T", String(run.seconds), "-n"],
+    ...["-T", String(run.seconds), "-n", "-P", "1"],
     ...(logPrefix ? ["--log", `--log-prefix=${logPrefix}`] : []),
     endpoint.database,
   ];
@@ -73,6 +82,7 @@ export async function runPgbench(
   run: PgbenchRun,
   logDir: string,
   runId: string,
+  onProgress?: (progress: Progress) => void,
 ): Promise<PgbenchResult> {
   const logPrefix = join(logDir, `pgbench-${runId}`);
   const args = pgbenchArgs(endpoint, run, logPrefix);
@@ -80,13 +90,17 @@ export async function runPgbench(
     env: pgbenchEnv(endpoint),
     cwd: logDir,
     timeoutMs: run.seconds * 1000 + SETUP_MARGIN_MS,
+    onStderrLine: (line) => {
+      const m = PROGRESS.exec(line);
+      if (m && onProgress) onProgress({ seconds: Number(m[1]), tps: Number(m[2]) });
+    },
   });
   const latency = await readLatencyLogs(logPrefix);
   const summary = parseSummary(output.stdout);
   const errorLines = output.stderr
     .split("\n")
     .map((l) => l.trim())
-    .filter((l) => l !== "" && !l.startsWith("pgbench (") && !/^starting vacuum|^transaction type/.test(l));
+    .filter((l) => l !== "" && !l.startsWith("progress: ") && !l.startsWith("pgbench ("));
   return {
     tps: summary.tps,
     transactions: Number.isNaN(summary.transactions) ? latency.transactions : summary.transactions,
@@ -99,6 +113,7 @@ export async function runPgbench(
     initialConnectionMs: summary.initialConnectionMs,
     exitCode: output.code,
     errors: [...new Set(errorLines)].slice(0, 5),
+    ...(Number.isNaN(summary.tps) ? { outputWithoutSummary: `${output.stdout}\n${output.stderr}`.slice(-2000) } : {}),
   };
 }
 
@@ -136,19 +151,30 @@ export async function capture(
   children: ChildProcesses,
   file: string,
   args: readonly string[],
-  options: { env: NodeJS.ProcessEnv; cwd?: string; timeoutMs: number; uid?: number; gid?: number },
+  options: {
+    env: NodeJS.ProcessEnv;
+    cwd?: string;
+    timeoutMs: number;
+    /** Called with each whole stderr line as it arrives. */
+    onStderrLine?: (line: string) => void;
+  },
 ): Promise<Captured> {
   const child = children.spawn(file, args, {
     env: options.env,
     cwd: options.cwd,
     stdio: ["ignore", "pipe", "pipe"],
-    ...(options.uid !== undefined ? { uid: options.uid } : {}),
-    ...(options.gid !== undefined ? { gid: options.gid } : {}),
   });
   const out: Buffer[] = [];
   const err: Buffer[] = [];
+  let partial = "";
   child.stdout?.on("data", (chunk: Buffer) => out.push(chunk));
-  child.stderr?.on("data", (chunk: Buffer) => err.push(chunk));
+  child.stderr?.on("data", (chunk: Buffer) => {
+    err.push(chunk);
+    if (options.onStderrLine === undefined) return;
+    const lines = (partial + chunk.toString("utf8")).split("\n");
+    partial = lines.pop() ?? "";
+    for (const line of lines) options.onStderrLine(line);
+  });
   const failedToStart = new Promise<never>((_, reject) => {
     child.once("error", (error) => reject(new Error(`could not run ${file}: ${error.message}`)));
   });
