@@ -2,6 +2,7 @@ import net from "node:net";
 import {
   type BackendMessage,
   decodeBackendMessage,
+  encodeExecute,
   encodePasswordMessage,
   encodeQuery,
   encodeStartupMessage,
@@ -302,6 +303,26 @@ describe("messages that must be empty, sent with a body", () => {
       // expect a reply to a Query it never sent.
       offender.send(Buffer.concat([encodeQuery({ query: "select 1" }), Buffer.from([0xde, 0, 0, 0, 4])]));
       await expectProtocolViolation(offender);
+      const { rows } = await withDeadline(bystander.query("select 'served' as x"), 5000, "the bystander's query");
+      expect(rows).toEqual([{ x: "served" }]);
+    } finally {
+      await bystander.end().catch(() => {});
+    }
+  });
+
+  test("a Query sent after a failed extended message and before its Sync: the server is not stranded when the client leaves", async () => {
+    // After an error in an extended-query exchange PostgreSQL skips everything up to the next Sync, Query
+    // messages included: the ReadyForQuery pgmux counts for such a Query never comes.
+    const bystander = await connected(single);
+    try {
+      expect((await bystander.query("select 'warm' as x")).rows).toEqual([{ x: "warm" }]);
+      const offender = await loggedIn(single);
+      offender.send(
+        Buffer.concat([encodeExecute({ portal: "no_such_portal", maxRows: 0 }), encodeQuery({ query: "select 1" })]),
+      );
+      const msg = await offender.next();
+      expect(msg?.type).toBe("ErrorResponse");
+      offender.destroy();
       const { rows } = await withDeadline(bystander.query("select 'served' as x"), 5000, "the bystander's query");
       expect(rows).toEqual([{ x: "served" }]);
     } finally {
