@@ -225,8 +225,20 @@ describe("a client breaking the protocol", () => {
           } finally {
             peer.destroy();
           }
+          // Once pgmux has let go of the offender, none of its servers may be left waiting for replies that
+          // will never come (a drain stuck until the 30 s guard): checked per run, so a failure shrinks.
+          const pool = poolOf(trusting);
+          await waitUntil("pgmux to let go of the offender", () => trusting.pooler.clients.size <= 1, {
+            timeoutMs: 2000,
+            intervalMs: 5,
+          });
+          await waitUntil(
+            "no server to be stuck in a query of pgmux's own",
+            () => [...pool.servers].every((server) => server.state !== "internal"),
+            { timeoutMs: 1500, intervalMs: 10 },
+          );
         }),
-        { numRuns: 60 },
+        { numRuns: 100 },
       );
     });
     // Every server pgmux kept is clean: as many transactions at once as there are servers all work.
