@@ -18,7 +18,7 @@ import {
 } from "@pgmux/protocol";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { type TestPostgres, testPostgres, waitUntil } from "../support/index.js";
+import { PostgresCluster, type TestPostgres, testPostgres, waitUntil } from "../support/index.js";
 import { type PoolerInstance, startPooler } from "../support/pooler-instance.js";
 
 /**
@@ -227,6 +227,90 @@ describe("a client of a newer protocol", () => {
   });
 });
 
+describe("clients that are odd but valid", () => {
+  let pooler: PoolerInstance;
+
+  beforeAll(async () => {
+    pooler = await startPooler({ postgres: pgServer, settings: { authType: "trust" } });
+  });
+
+  afterAll(async () => {
+    if (pooler) await stopWithin(pooler, 3000);
+  });
+
+  test("a client sending everything one byte at a time logs in and queries", async () => {
+    const peer = await RawPeer.connect(pooler.port);
+    try {
+      const startup = encodeStartupMessage({
+        protocolVersion: ProtocolVersion.V3_0,
+        parameters: [
+          ["user", pgServer.user],
+          ["database", pgServer.database],
+        ],
+      });
+      for (const byte of startup) peer.send(Buffer.from([byte]));
+      const seen: string[] = [];
+      for (let msg = await peer.next(); msg?.type !== "ReadyForQuery"; msg = await peer.next()) {
+        if (msg === null) throw new Error(`closed during login after ${seen.join(", ")}`);
+        seen.push(msg.type);
+      }
+      expect(seen[0]).toBe("AuthenticationOk");
+      for (const byte of encodeQuery({ query: "select 'byte by byte'" })) peer.send(Buffer.from([byte]));
+      const rows: string[] = [];
+      for (let msg = await peer.next(); msg?.type !== "ReadyForQuery"; msg = await peer.next()) {
+        if (msg === null) throw new Error("closed during the query");
+        if (msg.type === "ErrorResponse") throw new Error(`${msg.fields.get("C")} ${msg.fields.get("M")}`);
+        if (msg.type === "DataRow") rows.push(Buffer.from(msg.values[0]!).toString());
+      }
+      expect(rows).toEqual(["byte by byte"]);
+    } finally {
+      peer.destroy();
+    }
+  });
+
+  test("a Query sent right behind the StartupMessage (trust) is answered as PostgreSQL answers it", async () => {
+    const bytes = Buffer.concat([
+      encodeStartupMessage({
+        protocolVersion: ProtocolVersion.V3_0,
+        parameters: [
+          ["user", pgServer.user],
+          ["database", pgServer.database],
+        ],
+      }),
+      encodeQuery({ query: "select 'pipelined' as x" }),
+    ]);
+    // PostgreSQL itself, over its trust Unix socket, when the shared server is a local cluster.
+    const socketDir = pgServer instanceof PostgresCluster ? pgServer.socketDir : null;
+    if (socketDir !== null) {
+      const direct = await exchange({ path: join(socketDir, `.s.PGSQL.${pgServer.port}`) }, bytes);
+      expect(direct.rows).toEqual(["pipelined"]);
+    }
+    const through = await exchange({ host: "127.0.0.1", port: pooler.port }, bytes);
+    expect(through.error).toBeNull();
+    expect(through.rows).toEqual(["pipelined"]);
+  });
+});
+
+/** Sends `bytes` at once and reads until the second ReadyForQuery (login, then the query) or an error. */
+async function exchange(where: net.NetConnectOpts, bytes: Buffer): Promise<{ rows: string[]; error: string | null }> {
+  const peer = await RawPeer.connectTo(where);
+  try {
+    peer.send(bytes);
+    const rows: string[] = [];
+    let ready = 0;
+    while (ready < 2) {
+      const msg = await peer.next();
+      if (msg === null) return { rows, error: "closed" };
+      if (msg.type === "ErrorResponse") return { rows, error: `${msg.fields.get("C")} ${msg.fields.get("M")}` };
+      if (msg.type === "DataRow") rows.push(Buffer.from(msg.values[0]!).toString());
+      if (msg.type === "ReadyForQuery") ready++;
+    }
+    return { rows, error: null };
+  } finally {
+    peer.destroy();
+  }
+}
+
 // ---- helpers ------------------------------------------------------------------------------------------------
 
 /** pooler.stop() bounded in time: true when it finished, false when it was still waiting after `ms`. */
@@ -288,8 +372,12 @@ class RawPeer {
   }
 
   static connect(port: number): Promise<RawPeer> {
+    return RawPeer.connectTo({ host: "127.0.0.1", port });
+  }
+
+  static connectTo(where: net.NetConnectOpts): Promise<RawPeer> {
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: "127.0.0.1", port });
+      const socket = net.connect(where);
       socket.once("error", reject);
       socket.once("connect", () => {
         socket.off("error", reject);
