@@ -124,6 +124,24 @@ describe("a client breaking the protocol", () => {
     });
   });
 
+  test("a message over max_packet_size gets 08P01 naming the limit, before pgmux buffers it", async () => {
+    const small = await startPooler({ postgres: pgServer, settings: { authType: "trust", maxPacketSize: 65_536 } });
+    try {
+      await withBystander(trusting, async () => {
+        const peer = await loggedIn(small);
+        // The header alone announces 1 MB; the rest never needs to arrive.
+        peer.send(Buffer.concat([Buffer.from([0x51, 0x00, 0x10, 0x00, 0x04]), Buffer.from("select ")]));
+        await expectProtocolViolation(peer, /1048580 bytes exceeds the limit of 65536/);
+        // Under the limit is fine.
+        const ok = await loggedIn(small);
+        expect(await ok.query(`select length('${"x".repeat(60_000)}')`)).toEqual(["60000"]);
+        ok.destroy();
+      });
+    } finally {
+      await stopWithin(small, 3000);
+    }
+  });
+
   test("an unknown message type after login gets 08P01", async () => {
     await withBystander(trusting, async () => {
       const peer = await loggedIn();
