@@ -150,6 +150,26 @@ describe("client-set parameters in transaction mode", () => {
     }
   });
 
+  test("a SET undone by ROLLBACK does not follow the client", async () => {
+    const client = pgProber("undone", { ...pooler.params(), options: "-c TimeZone=Asia/Tokyo" });
+    const holder = pgProber("holder", pooler.params());
+    try {
+      await client.query("begin");
+      await client.query("set TimeZone = 'Europe/Berlin'");
+      await client.query("rollback");
+      for (let i = 0; i < 2; i++) {
+        const first = await client.probe();
+        await holder.query("begin");
+        const second = await client.probe();
+        await holder.query("commit");
+        expect(second.pid).not.toBe(first.pid);
+        expect([first.settings.timezone, second.settings.timezone]).toEqual(["Asia/Tokyo", "Asia/Tokyo"]);
+      }
+    } finally {
+      await Promise.all([client, holder].map((c) => c.end().catch(() => {})));
+    }
+  });
+
   test("a parameter the client SETs later follows it too, and not the others", async () => {
     const mover = pgProber("mover", { ...pooler.params(), application_name: "mover_app" });
     const other = pgProber("other", pooler.params());
