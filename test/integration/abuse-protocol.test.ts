@@ -272,10 +272,11 @@ describe("a client breaking the protocol", () => {
   });
 });
 
-describe("messages that must be empty, sent with a body", () => {
-  // PostgreSQL frames by length like pgmux, but a Sync or Flush must have an empty body: pgmux has to frame
-  // such a message exactly as the server will read it, and never let what the server makes of it reach
-  // another client. A pool of one server, so the next client to get it is known.
+describe("bytes whose replies pgmux could miscount", () => {
+  // pgmux counts the replies a server owes from headers alone. These offenders send what PostgreSQL reads
+  // otherwise than it looks (a Sync or Flush with a body, a Query skipped after an extended-query error,
+  // a valid message with garbage behind it): none of it may reach another client or strand a server. A pool
+  // of one server, so the next client to get it is known.
   // Each test has a pgmux of its own, so a server one of them strands cannot starve the next.
   let single: PoolerInstance;
   const table = `abuse_smuggle_${process.pid}`;
