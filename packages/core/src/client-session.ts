@@ -45,6 +45,9 @@ export type ClientState = (typeof ClientState)[keyof typeof ClientState];
 const T = FrontendMessageType;
 /** Nothing from the client needs its body read on the hot path (for now): headers only. */
 const PEEK_NONE = new Uint8Array(256);
+/** Messages whose body is empty by definition: one with a body would be read differently by the server. */
+const EMPTY_BODY = new Uint8Array(256);
+for (const t of [T.Sync, T.Flush, T.CopyDone, T.Terminate]) EMPTY_BODY[t] = 1;
 /** Most bytes a client may have read ahead of a server being linked, beyond one socket chunk. */
 const MAX_PENDING_BYTES = 256 * 1024;
 
@@ -123,9 +126,20 @@ export class ClientSession {
     return this.state === ClientState.Waiting;
   }
 
+  /** True when the server has every byte of the client's last message and the reply count can be trusted. */
   get atMessageBoundary(): boolean {
-    return this.cursor.atBoundary;
+    return this.cursor.atBoundary && this.booksReliable;
   }
+
+  /**
+   * False once the count of replies owed may be wrong (a protocol error cut a chunk short; a Query sent
+   * between a failed extended message and its Sync is skipped by the server): the server can then only be
+   * closed when the client leaves, never drained and reused.
+   */
+  private booksReliable = true;
+  /** Bytes a client sent behind its login before the login completed, replayed once it has. */
+  private early: Buffer[] = [];
+  private earlyBytes = 0;
 
   private onData(chunk: Buffer): void {
     try {
@@ -133,11 +147,16 @@ export class ClientSession {
         this.onRequestData(chunk);
       } else if (this.state === ClientState.Startup || this.state === ClientState.Auth) {
         this.reader.push(chunk);
+        if (this.pastLogin) {
+          const rest = this.reader.takeRest();
+          if (rest !== null && rest.length > 0) this.onEarlyRequest(Buffer.from(rest));
+        }
       } else if (this.state === ClientState.Welcome) {
-        this.fail("protocol_violation", { reason: "message sent before the login completed" });
+        this.onEarlyRequest(chunk);
       }
     } catch (err) {
       if (err instanceof ProtocolError) {
+        this.booksReliable = false;
         this.fail("protocol_violation", { reason: err.message });
       } else {
         // A fault of pgmux's own must cost this one connection, never the process.
@@ -152,6 +171,7 @@ export class ClientSession {
   private onStartupFrame(type: number, buf: Buffer, start: number, end: number): void {
     if (this.state === ClientState.Auth) {
       this.auth!.onMessage(type, buf, start, end);
+      if (this.pastLogin) this.reader.stop();
       return;
     }
     const msg = decodeStartupFamily(buf, start, end);
@@ -169,6 +189,7 @@ export class ClientSession {
       case "StartupMessage":
         this.reader.untyped = false;
         this.onStartupMessage(msg);
+        if (this.pastLogin) this.reader.stop();
     }
   }
 
@@ -225,6 +246,22 @@ export class ClientSession {
     this.auth.begin();
   }
 
+  /** The login is over (or only waits for the pool's parameters): what follows is requests. */
+  private get pastLogin(): boolean {
+    return this.state === ClientState.Welcome || this.state === ClientState.Idle;
+  }
+
+  /** Requests sent right behind the login, as PostgreSQL allows: handled now, or held until it completes. */
+  private onEarlyRequest(bytes: Buffer): void {
+    if (this.state === ClientState.Idle) {
+      this.onRequestData(bytes);
+      return;
+    }
+    this.early.push(bytes);
+    this.earlyBytes += bytes.length;
+    if (this.earlyBytes > MAX_PENDING_BYTES) this.socket.pause();
+  }
+
   /** `-c name=value` / `--name=value` items of the options parameter for tracked parameters; false if others. */
   private takeOptions(options: string): boolean {
     const words = options
@@ -277,6 +314,13 @@ export class ClientSession {
     this.state = ClientState.Idle;
     this.lastActivityAt = this.pooler.now();
     this.log.debug("client logged in");
+    if (this.early.length > 0) {
+      const early = this.early.length === 1 ? this.early[0]! : Buffer.concat(this.early);
+      this.early = [];
+      this.earlyBytes = 0;
+      this.socket.resume();
+      this.onData(early);
+    }
   }
 
   // ---- the hot path: client → server ----------------------------------------------------------------
@@ -290,9 +334,13 @@ export class ClientSession {
     while (pos < end) {
       pos = cur.advance(chunk, pos);
       if (cur.event !== CursorEvent.Header) continue;
+      if (cur.length !== 4 && EMPTY_BODY[cur.type] === 1) {
+        throw new ProtocolError(`${describeType(cur.type)} message with a body of ${cur.length - 4} bytes`);
+      }
       switch (cur.type) {
         case T.Query:
         case T.FunctionCall:
+          if (this.unsynced) this.booksReliable = false;
           if (this.owed++ === 0) this.queryStartedAt = this.pooler.now();
           break;
         case T.Sync:
