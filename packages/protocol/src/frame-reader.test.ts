@@ -48,6 +48,12 @@ const frameArb = fc.record({
   body: fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)),
 });
 
+/** Small frames, so that trying every single cut of a stream stays quick at 1,000 runs. */
+const smallFrameArb = fc.record({
+  type: fc.integer({ min: 0x21, max: 0x7e }),
+  body: fc.uint8Array({ maxLength: 40 }).map((a) => Buffer.from(a)),
+});
+
 describe("FrameReader", () => {
   test("delivers a frame that lies inside one chunk as a view of that chunk, without copying", () => {
     const chunk = Buffer.concat([typed(0x5a, Buffer.from("I")), typed(0x43, Buffer.from("SELECT 1\0"))]);
@@ -63,7 +69,7 @@ describe("FrameReader", () => {
 
   test("yields the same frames whatever the chunking of a stream (every single cut, and random cuts)", () => {
     fc.assert(
-      fc.property(fc.array(frameArb, { minLength: 1, maxLength: 12 }), (list) => {
+      fc.property(fc.array(smallFrameArb, { minLength: 1, maxLength: 8 }), (list) => {
         const stream = Buffer.concat(list.map((f) => typed(f.type, f.body)));
         const expected = list.map((f) => ({ type: f.type, body: f.body.toString("hex") }));
         for (let cut = 0; cut <= stream.length; cut++) {
@@ -73,7 +79,7 @@ describe("FrameReader", () => {
           expect(reader.buffered).toBe(0);
         }
       }),
-      { numRuns: 200 },
+      { numRuns: 1000 },
     );
     fc.assert(
       fc.property(

@@ -83,7 +83,7 @@ describe("verifyMd5Response", () => {
           md5Secret("user", other) === md5Secret("user", password),
         );
       }),
-      { numRuns: 500 },
+      { numRuns: 1000 },
     );
   });
 });
