@@ -6,6 +6,7 @@
  *   pnpm bench -- --profile           pgmux under the V8 CPU profiler during a pgbench load; top 20 by self time
  *   pnpm bench -- --only LIST         run only some parts: section names and/or pgbench cell patterns
  *   pnpm bench -- --prepared          add -M prepared cells (direct and pgmux; PgBouncer 1.18 cannot)
+ *   pnpm bench -- --report FILE       print the Markdown report of a saved run again
  *   --reps N --duration S --scale-factor N --idle 1000,10000 --workers N   override the run size
  */
 import { parseArgs } from "node:util";
@@ -30,6 +31,8 @@ export interface BenchOptions {
   readonly bulkRows: number;
   readonly bulkReps: number;
   readonly workers: number;
+  /** --report FILE: print the Markdown report of a saved run (bench/results/*.json) and exit. */
+  readonly reportFile?: string;
 }
 
 export const USAGE = `usage: pnpm bench [-- options]
@@ -42,7 +45,8 @@ export const USAGE = `usage: pnpm bench [-- options]
   --duration S            seconds per pgbench run (full 10, quick 3)
   --scale-factor N        pgbench -i -s (full 10, quick 1)
   --idle N,N,...          idle-client steps (full 1000,10000,50000, quick 1000)
-  --workers N             client worker processes for the scale runs (default 2)`;
+  --workers N             client worker processes for the scale runs (default 2)
+  --report FILE           print the Markdown report of a saved run (bench/results/<time>-<size>.json) and exit`;
 
 const SCRIPTS: readonly PgbenchScript[] = ["select-only", "tpcb-like"];
 const MODES: readonly PgbenchMode[] = ["simple", "extended"];
@@ -61,6 +65,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions | "help
       "scale-factor": { type: "string" },
       idle: { type: "string" },
       workers: { type: "string" },
+      report: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -124,6 +129,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions | "help
     bulkRows: quick ? 100_000 : 1_000_000,
     bulkReps: quick ? 1 : 3,
     workers: positive(values.workers, 2, "--workers"),
+    ...(values.report !== undefined ? { reportFile: values.report } : {}),
   };
 }
 

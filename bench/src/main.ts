@@ -1,7 +1,7 @@
 /**
  * pgmux against direct PostgreSQL and PgBouncer, measured in one run on one machine and reported as ratios.
  *
- *   pnpm bench [-- --quick | --profile | --only LIST | --prepared | --help]
+ *   pnpm bench [-- --quick | --profile | --only LIST | --prepared | --report FILE | --help]
  *
  * A throwaway PostgreSQL (the test harness's PostgresCluster), `pgbench -i`, then Debian's pgbouncer
  * (installed if missing) and the pgmux CLI from the same generated pgbouncer.ini. Then:
@@ -11,9 +11,9 @@
  *      (connection-rate.ts), idle SCRAM clients up to 50k and the pooler's RSS per client (idle-clients.ts).
  * Progress goes to stderr; the Markdown report to stdout; every number to bench/results/<time>-<size>.json.
  */
-
 import { readFileSync } from "node:fs";
 import { cpus, release, totalmem } from "node:os";
+import { relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { BenchEnvironment } from "./bench-environment.js";
 import { type BenchOptions, parseBenchOptions, type Section, USAGE } from "./bench-options.js";
@@ -24,25 +24,14 @@ import { type FdLimit, raiseFdLimit } from "./fd-limit.js";
 import { type IdleResult, measureIdleClients } from "./idle-clients.js";
 import { LocalAddresses } from "./local-addresses.js";
 import { runPgbench } from "./pgbench.js";
-import { type CellRun, runMatrix, summarize, TARGETS, type Target } from "./pgbench-matrix.js";
+import { runMatrix, summarize, TARGETS, type Target } from "./pgbench-matrix.js";
 import { ensurePgbouncer, type Pgbouncer } from "./pgbouncer-install.js";
-import { type ClientAuthType, differingKeys, PER_PROCESS_KEYS } from "./pooler-config.js";
-import { type PoolerDeath, PoolerSet } from "./pooler-set.js";
+import { type ClientAuthType, differingKeys } from "./pooler-config.js";
+import { PoolerSet } from "./pooler-set.js";
 import { runProfile } from "./profile-run.js";
 import { type LoginTarget, ScramKeyCache } from "./raw-client.js";
-import {
-  cellRatios,
-  deathsText,
-  fixed,
-  idleTable,
-  pgbenchTable,
-  rateTable,
-  ratiosTable,
-  summarizeRates,
-  summarizeThroughput,
-  throughputTable,
-  writeJsonReport,
-} from "./report.js";
+import { type BenchReport, renderHeader, renderReport } from "./render-report.js";
+import { cellRatios, fixed, summarizeRates, summarizeThroughput, writeJsonReport } from "./report.js";
 import { type BulkKind, measureThroughput, type ThroughputResult } from "./throughput.js";
 
 const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -60,9 +49,14 @@ async function main(argv: readonly string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
+  if (options.reportFile !== undefined) {
+    const saved = JSON.parse(readFileSync(options.reportFile, "utf8")) as BenchReport;
+    console.log(renderReport(saved, options.reportFile));
+    return 0;
+  }
   const startedAt = new Date();
   const children = new ChildProcesses();
-  const fdLimit = raiseFdLimit(FD_LIMIT);
+  const fd = raiseFdLimit(FD_LIMIT);
   const pgbouncer = options.profile ? null : ensurePgbouncer(log);
   const env = await BenchEnvironment.start(children, options.scaleFactor, log);
   try {
@@ -70,7 +64,7 @@ async function main(argv: readonly string[]): Promise<number> {
       console.log(await runProfile(children, env, Math.max(options.seconds, 15), startedAt, REPO_ROOT, log));
       return 0;
     }
-    await runBenchmark(children, env, pgbouncer!, options, startedAt, fdLimit);
+    await runBenchmark(children, env, pgbouncer!, options, startedAt, fd);
     return 0;
   } finally {
     await children.stopAll();
@@ -92,17 +86,14 @@ async function runBenchmark(
   const idleCap = Math.floor((fd.limit - FD_MARGIN) / 1000) * 1000;
   const idleSteps = [...new Set(options.idleSteps.map((n) => Math.min(n, idleCap)))];
   const idleCapNote = options.idleSteps.some((n) => n > idleCap)
-    ? ` Steps above ${idleCap} were capped to ${idleCap}: the open-file limit is ${fd.limit}` +
-      `${fd.problem ? ` and cannot be raised here (${fd.problem})` : ""}.`
+    ? ` Steps above ${idleCap} (${options.idleSteps.filter((n) => n > idleCap).join(", ")}) were capped to ${idleCap}: ` +
+      `the open-file limit is ${fd.limit}${fd.problem ? ` and cannot be raised here (${fd.problem})` : ""}.`
     : "";
   // No worker may need more descriptors than the limit either.
   const workerCount = Math.max(options.workers, Math.ceil(Math.max(...idleSteps) / (fd.limit - FD_MARGIN)));
   const maxClientConn = Math.max(1000, ...(has("idle") ? idleSteps.map((n) => n + 1000) : []));
   const scramInis = await env.writeInis("scram-sha-256", maxClientConn);
-  const sameIni = differingKeys(
-    readFileSync(scramInis.pgbouncer.path, "utf8"),
-    readFileSync(scramInis.pgmux.path, "utf8"),
-  );
+  const ini = readFileSync(scramInis.pgbouncer.path, "utf8");
   const poolerOptions = { pgbouncerPath: pgbouncer.path, osUser: env.osUser };
   const poolers = new PoolerSet(children, scramInis, poolerOptions);
   await poolers.start();
@@ -112,28 +103,25 @@ async function runBenchmark(
     pgmux: env.via(scramInis.pgmux.port),
   };
 
-  const header = [
-    `## pgmux benchmark: ${options.size} run, ${startedAt.toISOString()}`,
-    "",
-    `- Machine: ${cpus()[0]?.model ?? "unknown CPU"}, ${cpus().length} cores, ${fixed(totalmem() / 2 ** 30, 1)} GiB RAM, Linux ${release()}; open-file limit ${fd.limit}${fd.problem ? ` (could not raise it: ${fd.problem})` : ""}.`,
-    `- Software: PostgreSQL ${env.versions.postgres}, ${env.versions.pgbench}, ${pgbouncer.version}${pgbouncer.installed ? " (installed by this run)" : ""}, pgmux ${env.versions.pgmux} (commit ${env.versions.commit}) on Node ${env.versions.node}.`,
-    `- PostgreSQL: throwaway cluster (fsync off, shared_buffers 256MB, max_connections 700), \`pgbench -i -s ${options.scaleFactor}\`.`,
-    `- Poolers: pool_mode transaction, default_pool_size 20, auth_type scram-sha-256 (userlist.txt: the superuser's plaintext password), max_client_conn ${maxClientConn}, log_connections/log_disconnections 0. ` +
-      `Both run from the same generated pgbouncer.ini: the two copies differ only in ${sameIni.join(", ")}` +
-      `${sameIni.every((k) => (PER_PROCESS_KEYS as readonly string[]).includes(k)) ? "" : " (UNEXPECTED)"}.`,
-  ];
-  log(header.join("\n"));
-
-  const report: Record<string, unknown> = {
+  const report: BenchReport = {
     startedAt: startedAt.toISOString(),
-    options: { ...options, sections: [...options.sections] },
-    machine: { cpu: cpus()[0]?.model, cores: cpus().length, memoryBytes: totalmem(), kernel: release(), fd },
-    versions: { ...env.versions, pgbouncer: pgbouncer.version },
-    ini: readFileSync(scramInis.pgbouncer.path, "utf8"),
-    iniDifferingKeys: sameIni,
+    options,
+    machine: {
+      cpu: cpus()[0]?.model ?? "unknown",
+      cores: cpus().length,
+      memoryBytes: totalmem(),
+      kernel: release(),
+      fd,
+    },
+    versions: { ...env.versions, pgbouncer: pgbouncer.version, pgbouncerInstalled: pgbouncer.installed },
+    maxClientConn,
+    ini,
+    iniDifferingKeys: differingKeys(ini, readFileSync(scramInis.pgmux.path, "utf8")),
+    workerCount,
+    idleCapNote,
+    poolerDeaths: [],
   };
-  const sections: string[] = [header.join("\n")];
-  const otherDeaths: PoolerDeath[] = [];
+  log(renderHeader(report));
   const failures: { section: Section; error: string }[] = [];
   // A section that fails is reported and the run goes on: a late failure must not lose a long run's results.
   const guarded = async (section: Section, body: () => Promise<void>) => {
@@ -166,42 +154,10 @@ async function runBenchmark(
       `pgbench: ${options.cells.length} cells × targets × ${options.reps} reps, ${options.seconds} s each ` +
         `(about ${Math.ceil((runsPlanned * (options.seconds + 2)) / 60)} min)`,
     );
-    const runs: CellRun[] = await runMatrix(
-      {
-        children,
-        binDir: env.binDir,
-        cluster: env.cluster,
-        endpoints,
-        poolers,
-        logDir: env.workDir,
-        log,
-      },
-      options.cells,
-      options.reps,
-      options.seconds,
-    );
+    const matrix = { children, binDir: env.binDir, cluster: env.cluster, endpoints, poolers, logDir: env.workDir, log };
+    const runs = await runMatrix(matrix, options.cells, options.reps, options.seconds);
     const summaries = summarize(options.cells, runs);
-    const ratios = cellRatios(summaries);
-    report.pgbench = { runs, summaries, ratios };
-    sections.push(
-      [
-        "### pgbench",
-        "",
-        `Each cell: \`pgbench -n -b <script> -M <mode> -c <clients> -j 2 -T ${options.seconds} -P 1 --log\` (-j 1 for 1 client), ` +
-          `${options.reps} repetition(s), runs interleaved direct → PgBouncer → pgmux. TPS is pgbench's (without initial connection time), ` +
-          "median over repetitions; mean and p99 latency come from pgbench's per-transaction log of every transaction (median over repetitions); " +
-          "failed transactions are summed; pooler CPU is utime+stime of the pooler process (/proc/<pid>/stat) between pgbench's first and last " +
-          "`-P 1` progress reports (steady state: logins, measured under Connection rate, excluded) per 10,000 transactions those reports count " +
-          "(median over repetitions; the whole-run figure is in the JSON).",
-        "",
-        pgbenchTable(summaries),
-        "",
-        "Ratios (pgmux over the other; TPS above 1 and p99/CPU below 1 favour pgmux):",
-        "",
-        ratiosTable(ratios),
-        ...failedRunsText(runs),
-      ].join("\n"),
-    );
+    report.pgbench = { runs, summaries, ratios: cellRatios(summaries) };
   });
 
   if (has("throughput") || has("rate") || has("idle")) {
@@ -217,35 +173,19 @@ async function runBenchmark(
       for (let rep = 1; rep <= options.bulkReps; rep++) {
         for (const kind of ["copy", "select"] as BulkKind[]) {
           for (const target of TARGETS) {
-            const r = await measureThroughput(
-              { name: target, login: login(target), ...pidOf(target) },
-              kind,
-              options.bulkRows,
-              rep,
-              keys,
-            );
+            const target_ = { name: target, login: login(target), ...pidOf(target) };
+            const r = await measureThroughput(target_, kind, options.bulkRows, rep, keys);
             results.push(r);
             log(
-              `bulk ${kind} ${target}: ${fixed(r.bytes / 1e6, 0)} MB in ${fixed(r.seconds, 2)} s = ${fixed(r.megabytesPerSecond, 0)} MB/s, ` +
-                `pooler peak RSS ${fixed(r.poolerPeakRssKb / 1024, 1)} MiB${r.error ? `; ERROR ${r.error}` : ""}`,
+              `bulk ${kind} ${target}: ${fixed(r.bytes / 1e6, 0)} MB in ${fixed(r.seconds, 2)} s = ` +
+                `${fixed(r.megabytesPerSecond, 0)} MB/s, pooler peak RSS ${fixed(r.poolerPeakRssKb / 1024, 1)} MiB` +
+                (r.error ? `; ERROR ${r.error}` : ""),
             );
             await deathCheck(poolers, target, `bulk ${kind}`);
           }
         }
       }
-      const summaries = summarizeThroughput(results);
-      report.throughput = { results, summaries };
-      sections.push(
-        [
-          "### Bulk reads",
-          "",
-          `\`COPY (SELECT repeat('x', 1000) FROM generate_series(1, ${options.bulkRows})) TO STDOUT\` and the same SELECT, ` +
-            `read by a raw-socket client that frames and discards the stream; ${options.bulkReps} repetition(s), median MB/s ` +
-            "(10^6 wire bytes per second, Query to ReadyForQuery). Pooler peak RSS is VmHWM after a reset (clear_refs) just before the query.",
-          "",
-          throughputTable(summaries),
-        ].join("\n"),
-      );
+      report.throughput = { results, summaries: summarizeThroughput(results) };
     });
 
     const workers = ClientWorkers.start(children, workerCount);
@@ -273,97 +213,42 @@ async function runBenchmark(
               results.push(r);
               log(
                 `connection rate ${target.auth} ${target.name}: ${r.ok}/${r.attempted} in ${fixed(r.seconds, 2)} s = ` +
-                  `${fixed(r.perSecond, 0)}/s, pooler CPU ${fixed(r.poolerCpuSecondsPer1k, 3)} s/1k, client PBKDF2 ${r.clientDerivations}` +
-                  (r.errors.length > 0 ? `; errors: ${r.errors.join(" | ")}` : ""),
+                  `${fixed(r.perSecond, 0)}/s, pooler CPU ${fixed(r.poolerCpuSecondsPer1k, 3)} s/1k, ` +
+                  `client PBKDF2 ${r.clientDerivations}${r.errors.length > 0 ? `; errors: ${r.errors.join(" | ")}` : ""}`,
               );
-              if (target.name !== "direct") {
-                await deathCheck(
-                  target.auth === "trust" ? trustPoolers : poolers,
-                  target.name,
-                  `connection rate (${target.auth})`,
-                );
-              }
+              const set = target.auth === "trust" ? trustPoolers : poolers;
+              await deathCheck(set, target.name, `connection rate (${target.auth})`);
             }
           }
         } finally {
           await trustPoolers.stop();
-          otherDeaths.push(...trustPoolers.deaths);
+          report.poolerDeaths?.push(...trustPoolers.deaths);
         }
-        const summaries = summarizeRates(results);
-        report.connectionRate = { results, summaries, trustIni: readFileSync(trustInis.pgbouncer.path, "utf8") };
-        sections.push(
-          [
-            "### Connection rate",
-            "",
-            `${options.rateLogins} logins per target and repetition (${options.rateReps}), ${32} at a time from ${workerCount} client processes: ` +
-              "connect, StartupMessage, authentication, first ReadyForQuery, Terminate. trust uses a second ini pair (auth_type trust, otherwise identical). " +
-              "Direct PostgreSQL forks a backend per login. The client caches SCRAM keys per salt; the last column counts the PBKDF2 derivations the " +
-              "client still had to run (a server that picks a new salt per login costs the client as much as itself, on the same two cores).",
-            "",
-            rateTable(summaries),
-          ].join("\n"),
-        );
+        const trustIni = readFileSync(trustInis.pgbouncer.path, "utf8");
+        report.connectionRate = { results, summaries: summarizeRates(results), trustIni };
       });
 
       await guarded("idle", async () => {
         await poolers.restart();
         const results: IdleResult[] = [];
+        report.idleClients = results;
         for (const kind of ["pgbouncer", "pgmux"] as const) {
           results.push(await measureIdleClients(workers, poolers.get(kind), login(kind), idleSteps, addresses, log));
           await deathCheck(poolers, kind, "idle clients");
         }
-        report.idleClients = results;
-        sections.push(
-          [
-            "### Idle clients",
-            "",
-            `Clients that completed SCRAM login and stay idle, opened in steps (${idleSteps.join(", ")}; 64 logins in flight) ` +
-              `from ${workerCount} client processes on raw sockets. RSS from /proc/<pid>/status (VmRSS) of a freshly started pooler, ` +
-              "2 s after each step; per client = growth over the pooler's RSS before the first client, divided by the clients held. " +
-              `A sample of held clients then runs SELECT 1 through the pooler.${idleCapNote}`,
-            "",
-            idleTable(results),
-          ].join("\n"),
-        );
       });
     } finally {
       await workers.stop();
     }
   }
 
-  const deaths = [...poolers.deaths, ...otherDeaths];
-  report.poolerDeaths = deaths;
+  report.poolerDeaths?.push(...poolers.deaths);
+  report.pgmuxBuilds = poolers.pgmuxBuilds;
   if (failures.length > 0) report.failures = failures;
-  sections.push(
-    [
-      "### Pooler processes",
-      "",
-      deathsText(deaths),
-      ...failures.map((f) => `- ${f.section} did not finish: ${f.error}`),
-    ].join("\n"),
-  );
   await poolers.stop();
+  report.minutes = (Date.now() - startedAt.getTime()) / 60_000;
   const jsonPath = writeJsonReport(startedAt, options.size, report);
-  sections.push(
-    `Raw numbers: \`${jsonPath.slice(REPO_ROOT.length)}\`. Run time ${fixed((Date.now() - startedAt.getTime()) / 60_000, 1)} min.`,
-  );
-  console.log(sections.join("\n\n"));
-}
-
-/** Runs where pgbench did not exit 0, with its first error lines: a table cell alone would hide why. */
-function failedRunsText(runs: readonly CellRun[]): string[] {
-  const failed = runs.filter((r) => r.result.exitCode !== 0 || !Number.isFinite(r.result.tps));
-  if (failed.length === 0) return [];
-  return [
-    "",
-    "Runs where pgbench did not exit 0 or printed no result:",
-    "",
-    ...failed.map(
-      (r) =>
-        `- ${r.cell} ${r.target} rep ${r.rep}: exit ${r.result.exitCode}, ${r.result.abortedClients} aborted clients; ` +
-        `${r.result.errors.slice(0, 2).join(" / ") || r.result.outputWithoutSummary?.trim().split("\n").slice(-2).join(" / ") || "no output"}`,
-    ),
-  ];
+  console.log(renderReport(report, relative(REPO_ROOT, jsonPath)));
 }
 
 async function deathCheck(poolers: PoolerSet, target: string, during: string): Promise<void> {

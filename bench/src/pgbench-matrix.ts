@@ -14,7 +14,7 @@ import {
   runPgbench,
 } from "./pgbench.js";
 import type { PoolerSet } from "./pooler-set.js";
-import { cpuSeconds } from "./proc-stats.js";
+import { cpuSeconds, cpuTimes } from "./proc-stats.js";
 import { median } from "./stats.js";
 
 export const TARGETS = ["direct", "pgbouncer", "pgmux"] as const;
@@ -52,6 +52,9 @@ export interface CellRun {
    */
   readonly poolerCpuSecondsPer10kTx: number;
   readonly steadySeconds: number;
+  /** The steady-state figure split: user and system (kernel: socket system calls) CPU seconds per 10k tx. */
+  readonly poolerUserSecondsPer10kTx: number;
+  readonly poolerSystemSecondsPer10kTx: number;
   /** Set when the pooler died during the run (it was restarted for the next one). */
   readonly poolerDied?: string;
 }
@@ -104,16 +107,17 @@ async function runOne(
   const pid = target === "direct" ? undefined : ctx.poolers.get(target).pid;
   const cpuBefore = pid === undefined ? Number.NaN : cpuSeconds(pid);
   const startedAt = new Date().toISOString();
-  const steady = { firstCpu: Number.NaN, lastCpu: Number.NaN, firstAt: 0, lastAt: 0, transactions: 0 };
+  const none = { userSeconds: Number.NaN, systemSeconds: Number.NaN };
+  const steady = { first: none, last: none, firstAt: 0, lastAt: 0, transactions: 0 };
   const onProgress = (p: Progress) => {
     if (pid === undefined) return;
-    const cpu = cpuSeconds(pid);
-    if (Number.isNaN(steady.firstCpu)) {
-      steady.firstCpu = cpu;
+    const cpu = cpuTimes(pid);
+    if (Number.isNaN(steady.first.userSeconds)) {
+      steady.first = cpu;
       steady.firstAt = p.seconds;
     } else {
       steady.transactions += p.tps * (p.seconds - steady.lastAt);
-      steady.lastCpu = cpu;
+      steady.last = cpu;
     }
     steady.lastAt = p.seconds;
   };
@@ -137,6 +141,10 @@ async function runOne(
       poolerCpu = cpuSeconds(pid) - cpuBefore;
     }
   }
+  const user = steady.last.userSeconds - steady.first.userSeconds;
+  const system = steady.last.systemSeconds - steady.first.systemSeconds;
+  const perTx = (seconds: number) =>
+    steady.transactions > 0 && poolerDied === undefined ? (seconds / steady.transactions) * 10_000 : Number.NaN;
   return {
     cell: cellName(cell),
     target,
@@ -145,11 +153,10 @@ async function runOne(
     result,
     poolerCpuSeconds: poolerCpu,
     poolerCpuSecondsPer10kTxWholeRun: result.transactions > 0 ? (poolerCpu / result.transactions) * 10_000 : Number.NaN,
-    poolerCpuSecondsPer10kTx:
-      steady.transactions > 0 && poolerDied === undefined
-        ? ((steady.lastCpu - steady.firstCpu) / steady.transactions) * 10_000
-        : Number.NaN,
+    poolerCpuSecondsPer10kTx: perTx(user + system),
     steadySeconds: steady.lastAt - steady.firstAt,
+    poolerUserSecondsPer10kTx: perTx(user),
+    poolerSystemSecondsPer10kTx: perTx(system),
     ...(poolerDied !== undefined ? { poolerDied } : {}),
   };
 }
@@ -180,6 +187,8 @@ export interface CellSummary {
   readonly failedTransactions: number;
   readonly abortedClients: number;
   readonly poolerCpuSecondsPer10kTx: number;
+  readonly poolerUserSecondsPer10kTx: number;
+  readonly poolerSystemSecondsPer10kTx: number;
   readonly poolerDeaths: number;
   /** Runs where pgbench did not exit 0 (a client aborted, or it could not connect) or printed no TPS. */
   readonly failedRuns: number;
@@ -203,6 +212,8 @@ export function summarize(cells: readonly Cell[], runs: readonly CellRun[]): Cel
         failedTransactions: mine.reduce((n, r) => n + r.result.failedTransactions, 0),
         abortedClients: mine.reduce((n, r) => n + r.result.abortedClients, 0),
         poolerCpuSecondsPer10kTx: median(mine.map((r) => r.poolerCpuSecondsPer10kTx)),
+        poolerUserSecondsPer10kTx: median(mine.map((r) => r.poolerUserSecondsPer10kTx)),
+        poolerSystemSecondsPer10kTx: median(mine.map((r) => r.poolerSystemSecondsPer10kTx)),
         poolerDeaths: mine.filter((r) => r.poolerDied !== undefined).length,
         failedRuns: mine.filter((r) => r.result.exitCode !== 0 || !Number.isFinite(r.result.tps)).length,
       });

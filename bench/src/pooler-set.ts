@@ -8,6 +8,7 @@ import {
   isRunning,
   outputTail,
   type PoolerProcess,
+  pgmuxBuild,
   type StartPoolerOptions,
   startPooler,
   stopPooler,
@@ -24,6 +25,8 @@ export interface PoolerDeath {
 export class PoolerSet {
   readonly #running = new Map<PoolerKind, PoolerProcess>();
   readonly deaths: PoolerDeath[] = [];
+  /** The pgmux build (newest dist file time) each pgmux start loaded, in order. */
+  readonly pgmuxBuilds: string[] = [];
 
   constructor(
     private readonly children: ChildProcesses,
@@ -68,6 +71,7 @@ export class PoolerSet {
   }
 
   async #start(kind: PoolerKind): Promise<void> {
+    if (kind === "pgmux") this.pgmuxBuilds.push(pgmuxBuild());
     this.#running.set(kind, await startPooler(this.children, this.inis[kind], this.options));
   }
 }

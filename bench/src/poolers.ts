@@ -4,8 +4,9 @@
  * --config FILE`), each from its copy of the generated ini. A pooler is ready when it accepts TCP.
  */
 import type { ChildProcess } from "node:child_process";
-import { closeSync, openSync, readFileSync } from "node:fs";
+import { closeSync, type Dirent, openSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { connect } from "node:net";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { OsUser } from "@pgmux/test/support";
 import type { ChildProcesses } from "./child-processes.js";
@@ -14,6 +15,33 @@ import type { PoolerIni, PoolerKind } from "./pooler-config.js";
 export const PGMUX_MAIN = fileURLToPath(new URL("../../packages/cli/dist/main.js", import.meta.url));
 
 const READY_TIMEOUT_MS = 20_000;
+const PGMUX_DIST_DIRS = ["protocol", "core", "admin", "cli"].map((p) =>
+  fileURLToPath(new URL(`../../packages/${p}/dist/`, import.meta.url)),
+);
+
+/**
+ * Which build of pgmux a start loads: the modification time of the newest built file of its packages. Others
+ * may rebuild the workspace while a long run goes on; a pooler restarted after that runs the newer build.
+ */
+export function pgmuxBuild(): string {
+  let newest = 0;
+  const visit = (dir: string) => {
+    let entries: Dirent[];
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const path = join(dir, e.name);
+      if (e.isDirectory()) visit(path);
+      else if (e.name.endsWith(".js") && !e.name.endsWith(".test.js"))
+        newest = Math.max(newest, statSync(path).mtimeMs);
+    }
+  };
+  for (const dir of PGMUX_DIST_DIRS) visit(dir);
+  return newest > 0 ? new Date(newest).toISOString() : "unknown";
+}
 
 export interface PoolerProcess {
   readonly kind: PoolerKind;

@@ -24,11 +24,22 @@ export function clockTicks(): number {
 
 /** CPU seconds the process has used so far, user + system, all its threads. */
 export function cpuSeconds(pid: number): number {
+  const { userSeconds, systemSeconds } = cpuTimes(pid);
+  return userSeconds + systemSeconds;
+}
+
+export interface CpuTimes {
+  readonly userSeconds: number;
+  /** In the kernel on the process's behalf: system calls (socket reads and writes), page faults. */
+  readonly systemSeconds: number;
+}
+
+export function cpuTimes(pid: number): CpuTimes {
   const text = readFileSync(`/proc/${pid}/stat`, "utf8");
   // "pid (comm) state ..." — comm may hold spaces and parentheses: count fields after the last ')'.
   const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
   // After comm, field 3 (state) is index 0, so utime (field 14) is index 11 and stime (15) index 12.
-  return (Number(fields[11]) + Number(fields[12])) / clockTicks();
+  return { userSeconds: Number(fields[11]) / clockTicks(), systemSeconds: Number(fields[12]) / clockTicks() };
 }
 
 export interface MemoryKb {

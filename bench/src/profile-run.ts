@@ -11,6 +11,7 @@ import { readProfile, summarizeProfile } from "./cpu-profile.js";
 import { runPgbench } from "./pgbench.js";
 import type { Cell } from "./pgbench-matrix.js";
 import { PoolerSet } from "./pooler-set.js";
+import { cpuTimes } from "./proc-stats.js";
 import { fixed, RESULTS_DIR } from "./report.js";
 
 const LOAD: readonly Cell[] = [
@@ -36,7 +37,10 @@ export async function runProfile(
     ["pgmux"],
   );
   await poolers.start();
+  const pid = poolers.get("pgmux").pid;
   const endpoint = env.via(inis.pgmux.port);
+  const cpuBefore = cpuTimes(pid);
+  const wallBefore = performance.now();
   for (const [i, cell] of LOAD.entries()) {
     if (cell.script === "tpcb-like") {
       await env.cluster.psql("VACUUM pgbench_branches; VACUUM pgbench_tellers; TRUNCATE pgbench_history;", {
@@ -47,6 +51,8 @@ export async function runProfile(
     const r = await runPgbench(children, env.binDir, endpoint, { ...cell, jobs: 2, seconds }, env.workDir, `p${i}`);
     log(`  ${fixed(r.tps, 0)} tps, p99 ${fixed(r.p99LatencyMs)} ms, failed ${r.failedTransactions}`);
   }
+  const cpuAfter = cpuTimes(pid);
+  const wallSeconds = (performance.now() - wallBefore) / 1000;
   const death = await poolers.checkAlive("pgmux", "the profiled load");
   if (death !== undefined) throw new Error(`pgmux died under the profiled load (${death.exit})\n${death.outputTail}`);
   await poolers.stop();
@@ -67,6 +73,12 @@ export async function runProfile(
     `Load: ${LOAD.map((c) => `${c.script} -M ${c.mode} -c ${c.clients}`).join(", then ")}, ${seconds} s each. ` +
       `Sampled ${fixed(summary.totalMs / 1000, 1)} s: busy ${fixed(summary.busyMs / 1000, 1)} s, idle ${fixed(summary.idleMs / 1000, 1)} s. ` +
       `Profile: ${kept} (open it in Chrome DevTools or VS Code).`,
+    "",
+    `pgmux's own CPU over the load (/proc/<pid>/stat): user ${fixed(cpuAfter.userSeconds - cpuBefore.userSeconds, 1)} s, ` +
+      `system ${fixed(cpuAfter.systemSeconds - cpuBefore.systemSeconds, 1)} s in ${fixed(wallSeconds, 1)} s of wall time. ` +
+      "V8 samples on a wall-clock timer: time the thread spent descheduled (other processes on the same cores) is " +
+      "charged to whatever it was doing when it stopped, which is most often a system call. Where the sampled busy time " +
+      "is well above user + system, read the shares below as wall time, not CPU time.",
     "",
     "| # | function | file:line | self ms | % of busy |",
     "| --- | --- | --- | --- | --- |",

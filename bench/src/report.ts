@@ -16,8 +16,14 @@ export const RESULTS_DIR = fileURLToPath(new URL("../results/", import.meta.url)
 
 const LABEL: Readonly<Record<string, string>> = { direct: "direct", pgbouncer: "PgBouncer", pgmux: "pgmux" };
 
-export function fixed(value: number, digits = 2): string {
-  return Number.isFinite(value) ? value.toFixed(digits) : "–";
+/** JSON stores NaN as null: both print as "–". */
+export function fixed(value: number | null, digits = 2): string {
+  return typeof value === "number" && Number.isFinite(value) ? value.toFixed(digits) : "–";
+}
+
+/** KiB (or null, NaN from JSON) as MiB with one decimal. */
+function mib(kb: number | null): string {
+  return typeof kb === "number" ? fixed(kb / 1024, 1) : "–";
 }
 
 function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
@@ -26,33 +32,42 @@ function table(header: readonly string[], rows: readonly (readonly string[])[]):
   return lines.join("\n");
 }
 
+/** One row per cell: the three targets side by side, with pgmux's TPS ratios. */
 export function pgbenchTable(summaries: readonly CellSummary[]): string {
-  const rows = summaries.map((s) => {
-    const [script, mode, clients] = s.cell.split("/");
-    const failures = s.failedTransactions + (s.abortedClients > 0 ? ` (+${s.abortedClients} aborted clients)` : "");
+  const cells = [...new Set(summaries.map((s) => s.cell))];
+  const rows = cells.map((cell) => {
+    const of = (t: Target) => summaries.find((s) => s.cell === cell && s.target === t);
+    const d = of("direct");
+    const b = of("pgbouncer");
+    const m = of("pgmux");
+    const three = (pick: (s: CellSummary) => string) => [d, b, m].map((s) => (s ? pick(s) : "–")).join(" / ");
+    const failures = (s: CellSummary) =>
+      `${s.failedTransactions}${s.abortedClients > 0 ? `+${s.abortedClients}ac` : ""}${s.failedRuns > 0 ? `+${s.failedRuns}fr` : ""}`;
     return [
-      script!,
-      mode!,
-      clients!,
-      LABEL[s.target]!,
-      fixed(s.tps, 0),
-      fixed(s.meanLatencyMs, 2),
-      fixed(s.p99LatencyMs, 2),
-      String(failures) + (s.failedRuns > 0 ? `, ${s.failedRuns} failed runs` : ""),
-      fixed(s.poolerCpuSecondsPer10kTx, 2),
+      cell,
+      fixed(d?.tps ?? Number.NaN, 0),
+      fixed(b?.tps ?? Number.NaN, 0),
+      fixed(m?.tps ?? Number.NaN, 0),
+      fixed(ratio(m?.tps ?? Number.NaN, b?.tps ?? Number.NaN)),
+      fixed(ratio(m?.tps ?? Number.NaN, d?.tps ?? Number.NaN)),
+      three((s) => fixed(s.meanLatencyMs)),
+      three((s) => fixed(s.p99LatencyMs)),
+      three(failures),
+      [b, m].map((s) => (s ? fixed(s.poolerCpuSecondsPer10kTx) : "–")).join(" / "),
     ];
   });
   return table(
     [
-      "script",
-      "-M",
-      "clients",
-      "target",
-      "TPS (median)",
-      "mean latency ms",
-      "p99 ms",
-      "failed tx",
-      "pooler CPU s / 10k tx",
+      "script/-M/clients",
+      "TPS direct",
+      "TPS PgBouncer",
+      "TPS pgmux",
+      "pgmux/PgBouncer",
+      "pgmux/direct",
+      "mean ms (d / B / m)",
+      "p99 ms (d / B / m)",
+      "failed tx (d / B / m)",
+      "CPU s/10k tx (B / m)",
     ],
     rows,
   );
@@ -83,16 +98,19 @@ export function cellRatios(summaries: readonly CellSummary[]): CellRatios[] {
   });
 }
 
-export function ratiosTable(ratios: readonly CellRatios[]): string {
-  return table(
-    ["cell", "TPS pgmux/PgBouncer", "TPS pgmux/direct", "p99 pgmux/PgBouncer", "CPU per tx pgmux/PgBouncer"],
-    ratios.map((r) => [
-      r.cell,
-      fixed(r.tpsVsPgbouncer),
-      fixed(r.tpsVsDirect),
-      fixed(r.p99VsPgbouncer),
-      fixed(r.cpuVsPgbouncer),
-    ]),
+/** The ratios over all cells: geometric means, and how many cells pgmux leads PgBouncer in. */
+export function ratiosSummary(ratios: readonly CellRatios[]): string {
+  const geo = (values: readonly number[]) => {
+    const ok = values.filter((v) => typeof v === "number" && Number.isFinite(v) && v > 0);
+    return ok.length === 0 ? Number.NaN : Math.exp(ok.reduce((a, v) => a + Math.log(v), 0) / ok.length);
+  };
+  const tpsB = ratios.map((r) => r.tpsVsPgbouncer);
+  const ahead = tpsB.filter((v) => typeof v === "number" && v >= 1).length;
+  return (
+    `Over ${ratios.length} cells (geometric means of the per-cell ratios): TPS pgmux/PgBouncer ${fixed(geo(tpsB))} ` +
+    `(pgmux at or above PgBouncer in ${ahead} of ${ratios.length} cells), TPS pgmux/direct ${fixed(geo(ratios.map((r) => r.tpsVsDirect)))}, ` +
+    `p99 pgmux/PgBouncer ${fixed(geo(ratios.map((r) => r.p99VsPgbouncer)))}, ` +
+    `pooler CPU per transaction pgmux/PgBouncer ${fixed(geo(ratios.map((r) => r.cpuVsPgbouncer)))}.`
   );
 }
 
@@ -103,8 +121,8 @@ export function idleTable(results: readonly IdleResult[]): string {
       String(s.clients),
       String(s.opened),
       String(s.failed),
-      fixed(r.baselineRssKb / 1024, 1),
-      fixed(s.rssKb / 1024, 1),
+      mib(r.baselineRssKb),
+      mib(s.rssKb),
       fixed(s.rssPerClientKb, 2),
       fixed(s.loginsPerSecond, 0),
       `${s.checkedOk}/${s.checkedOk + s.checkedFailed}`,
@@ -208,8 +226,8 @@ export function throughputTable(summaries: readonly ThroughputSummary[]): string
       LABEL[s.target] ?? s.target,
       fixed(s.megabytes, 0),
       fixed(s.megabytesPerSecond, 0),
-      fixed(s.poolerRssBeforeKb / 1024, 1),
-      fixed(s.poolerPeakRssKb / 1024, 1),
+      mib(s.poolerRssBeforeKb),
+      mib(s.poolerPeakRssKb),
       s.errors.length > 0 ? s.errors[0]!.slice(0, 80) : "0",
     ]),
   );
