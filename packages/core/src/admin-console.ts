@@ -972,6 +972,11 @@ export class AdminConsole {
     throw new ProtocolError(`unexpected message type 0x${type.toString(16)} on the admin console`);
   }
 
+  /** Resolves once every command received so far has been answered. */
+  settled(): Promise<void> {
+    return this.queue;
+  }
+
   private enqueue(step: () => Promise<void>): void {
     this.queue = this.queue.then(step).catch((err: unknown) => {
       this.client.log.error({ err }, "admin console command failed");

@@ -43,7 +43,8 @@ export class DurationHistogram {
 
   /** Records one duration in milliseconds; a negative or NaN duration counts as 0. */
   observe(ms: number): void {
-    const v = ms > 0 ? ms : 0;
+    let v = ms;
+    if (!(v > 0)) v = 0; // also NaN
     const bounds = this.boundsMs;
     const n = bounds.length;
     let i = 0;

@@ -318,9 +318,14 @@ export class TraceTap {
         sub.countDropped();
         continue;
       }
-      const text = sub.reveal
-        ? (revealed ??= describeMessage(direction, type, buf, start, end, length, true))
-        : (masked ??= describeMessage(direction, type, buf, start, end, length, false));
+      let text: string;
+      if (sub.reveal) {
+        revealed ??= describeMessage(direction, type, buf, start, end, length, true);
+        text = revealed;
+      } else {
+        masked ??= describeMessage(direction, type, buf, start, end, length, false);
+        text = masked;
+      }
       sub.push({
         seq: tracer.nextSeq(),
         time: now,
@@ -438,7 +443,8 @@ export function describeMessage(
   if (direction === TraceDirection.F2B && type === F.PasswordMessage) return `${prefix}${name} {********}`;
   if (end - start < length) {
     if (direction === TraceDirection.F2B && type === F.Query) {
-      return `${prefix}Query {${sqlText(buf.toString("utf8", start, end), reveal)}… (${length} bytes)}`;
+      const head = sqlText(buf.toString("utf8", start, end), reveal);
+      return `${prefix}Query {${head.endsWith("…") ? head : `${head}…`} (${length} bytes)}`;
     }
     return `${prefix}${name} {${length} bytes, not decoded}`;
   }
@@ -542,11 +548,20 @@ function value(v: Buffer | null, reveal: boolean): string {
   if (!reveal) return `<${v.length} ${v.length === 1 ? "byte" : "bytes"}>`;
   const text = v.toString("utf8");
   // Text that survives a round trip and has no control characters is shown as text, anything else as hex.
-  if (Buffer.byteLength(text) === v.length && !/[\u0000-\u0008\u000e-\u001f\ufffd]/.test(text)) {
+  if (Buffer.byteLength(text) === v.length && isPlainText(text)) {
     return quote(shorten(text, MAX_VALUE));
   }
   const hex = v.subarray(0, MAX_VALUE / 2).toString("hex");
   return `\\x${hex}${v.length > MAX_VALUE / 2 ? "…" : ""}`;
+}
+
+/** No replacement characters (invalid UTF-8) and no control characters other than tab and newlines. */
+function isPlainText(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if ((c < 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d) || c === 0x7f || c === 0xfffd) return false;
+  }
+  return true;
 }
 
 function bytesOrText(data: Buffer, reveal: boolean): string {

@@ -141,7 +141,11 @@ describe("golden bytes from a real PostgreSQL", () => {
     if (first.type !== "SASLInitialResponse" || first.data === null) throw new Error("no SASLInitialResponse");
     const clientNonce = /r=([^,]+)/.exec(first.data.toString("utf8"))![1]!;
     const serverFirst = backendFrames.find((f) => f.type === 0x52 && f.bytes.readUInt32BE(5) === 11)!;
-    const client = new ScramClient({ credentials: { password: "golden-scram-password" }, nonce: clientNonce, username: "*" });
+    const client = new ScramClient({
+      credentials: { password: "golden-scram-password" },
+      nonce: clientNonce,
+      username: "*",
+    });
     expect(client.clientFirst()).toBe(first.data.toString("utf8"));
     const clientFinal = await client.clientFinal(serverFirst.bytes.subarray(9));
     expect(clientFinal).toBe(final!.bytes.toString("utf8", 5));
