@@ -140,12 +140,10 @@ export class AdminServer {
       for (const name of LINTED_DEFAULT_METRICS) this.registry.removeSingleMetric(name);
     }
 
+    // Fastify logs every request at info: its logger starts at warn, so a scrape every few seconds stays quiet.
     this.app = Fastify(
       options.log !== undefined
-        ? {
-            loggerInstance: options.log.child({ component: "admin" }) as FastifyBaseLogger,
-            disableRequestLogging: true,
-          }
+        ? { loggerInstance: options.log.child({ component: "admin" }, { level: "warn" }) as FastifyBaseLogger }
         : { logger: false },
     );
     this.routes();
