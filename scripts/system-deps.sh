@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs, through apt-get and only when missing, the system packages the tests use: PostgreSQL's server
-# binaries (the harness starts throwaway clusters from them) and its clients (psql, pgbench).
+# binaries (the harness starts throwaway clusters from them), its clients (psql, pgbench), Chromium and promtool.
 set -euo pipefail
 pg_bin_dir() {
   for d in /usr/lib/postgresql/*/bin; do
@@ -11,6 +11,9 @@ pg_bin_dir() {
 missing=()
 pg_bin_dir >/dev/null || missing+=(postgresql)
 command -v psql >/dev/null || missing+=(postgresql-client)
+# The admin tests: headless Chromium loads the dashboard, promtool checks the /metrics output.
+command -v chromium >/dev/null || missing+=(chromium)
+command -v promtool >/dev/null || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "system-deps: missing ${missing[*]}; run as root or install them with apt-get" >&2

@@ -9,6 +9,7 @@
  */
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { AdminServer } from "@pgmux/admin";
 import { ConfigError, loadConfig, Pooler, settingsFromConfig } from "@pgmux/core";
 import { pino } from "pino";
 
@@ -72,14 +73,46 @@ async function main(argv: string[]): Promise<number> {
     log.warn({ key: w.key, file: w.file, line: w.line, detail: w.message }, "configuration warning");
   const pooler = new Pooler({ settings: settingsFromConfig(loaded.config), log });
   await pooler.start();
+  const g = loaded.config.pgmux;
+  const token = g.admin_api_token ?? process.env.PGMUX_ADMIN_API_TOKEN;
+  let stop: (reason: string) => Promise<void> = async () => {};
+  const admin = new AdminServer({
+    pooler,
+    log,
+    host: g.admin_listen_addr,
+    port: g.admin_listen_port,
+    config: loaded.config,
+    version: version(),
+    pgbouncerExporterCompat: g.pgbouncer_exporter_compat,
+    ...(token !== undefined && token !== "" ? { apiToken: token } : {}),
+    control: {
+      reload: async () => {
+        const next = loadConfig(file);
+        pooler.settings = settingsFromConfig(next.config);
+        admin.setConfig(next.config);
+        log.info({ config: file }, "configuration reloaded");
+      },
+      shutdown: () => stop("admin shutdown"),
+    },
+  });
+  const adminUrl = await admin.start();
+  log.info({ url: adminUrl }, "pgmux admin listening");
   log.info({ version: version(), config: file, databases: Object.keys(loaded.config.databases) }, "pgmux started");
   await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      log.info({ signal }, "pgmux stopping");
-      pooler.stop().then(resolve, resolve);
+    let stopping: Promise<void> | null = null;
+    stop = (reason: string) => {
+      stopping ??= (async () => {
+        log.info({ reason }, "pgmux stopping");
+        // Not ready from now on; /metrics keeps answering while the pooler drains, and closes last.
+        admin.setDraining(true);
+        await pooler.stop().catch(() => {});
+        await admin.close().catch(() => {});
+        resolve();
+      })();
+      return stopping;
     };
-    process.once("SIGINT", () => stop("SIGINT"));
-    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => void stop("SIGINT"));
+    process.once("SIGTERM", () => void stop("SIGTERM"));
   });
   return 0;
 }

@@ -18,6 +18,7 @@ import {
   TransactionStatus,
 } from "@pgmux/protocol";
 import type { Logger } from "pino";
+import { AdminConsole, isAdminConsoleDatabase } from "./admin-console.js";
 import { ClientAuth } from "./client-auth.js";
 import { CursorEvent, MessageCursor } from "./message-cursor.js";
 import type { Pool } from "./pool.js";
@@ -25,6 +26,7 @@ import type { Pooler } from "./pooler.js";
 import { formatPoolerMessage, type PoolerErrorCode, PoolerErrors } from "./pooler-errors.js";
 import type { ServerConnection } from "./server-connection.js";
 import type { ScramKeys } from "./server-login.js";
+import { TraceDirection, type TraceTap } from "./tracer.js";
 import { normalizeParameterValue, trackedParameterName } from "./tracked-parameters.js";
 
 export const ClientState = {
@@ -97,6 +99,10 @@ export class ClientSession {
   private readonly cursor: MessageCursor;
   private auth: ClientAuth | null = null;
   private startupParams = new Map<string, string>();
+  /** Set while an open trace follows this client: its bytes both ways are recorded. */
+  trace: TraceTap | null = null;
+  /** Set when this client logged in to the admin console (database pgbouncer or pgmux) instead of a pool. */
+  adminConsole: AdminConsole | null = null;
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   private closing = false;
@@ -143,6 +149,10 @@ export class ClientSession {
 
   private onData(chunk: Buffer): void {
     try {
+      if (this.adminConsole !== null) {
+        this.adminConsole.onData(chunk);
+        return;
+      }
       if (this.state === ClientState.Active || this.state === ClientState.Idle || this.state === ClientState.Waiting) {
         this.onRequestData(chunk);
       } else if (this.state === ClientState.Startup || this.state === ClientState.Auth) {
@@ -253,6 +263,10 @@ export class ClientSession {
 
   /** Requests sent right behind the login, as PostgreSQL allows: handled now, or held until it completes. */
   private onEarlyRequest(bytes: Buffer): void {
+    if (this.adminConsole !== null) {
+      this.adminConsole.onData(bytes);
+      return;
+    }
     if (this.state === ClientState.Idle) {
       this.onRequestData(bytes);
       return;
@@ -284,6 +298,10 @@ export class ClientSession {
 
   private authenticated(scramKeys: ScramKeys | null): void {
     this.auth = null;
+    if (isAdminConsoleDatabase(this.database)) {
+      this.adminConsole = AdminConsole.open(this);
+      return;
+    }
     const pool = this.pooler.poolFor(this.database, this.user);
     if (pool === null) {
       this.fail("unknown_database", { database: this.database });
@@ -313,6 +331,7 @@ export class ClientSession {
     this.socket.write(Buffer.concat(parts));
     this.state = ClientState.Idle;
     this.lastActivityAt = this.pooler.now();
+    this.trace = this.pooler.tracer.tapFor(this);
     this.log.debug("client logged in");
     if (this.early.length > 0) {
       const early = this.early.length === 1 ? this.early[0]! : Buffer.concat(this.early);
@@ -326,6 +345,7 @@ export class ClientSession {
   // ---- the hot path: client → server ----------------------------------------------------------------
 
   private onRequestData(chunk: Buffer): void {
+    if (this.trace !== null) this.trace.record(TraceDirection.F2B, chunk, 0, chunk.length);
     const cur = this.cursor;
     const end = chunk.length;
     let pos = 0;
@@ -434,7 +454,10 @@ export class ClientSession {
     }
     this.server = server;
     this.state = ClientState.Active;
-    if (this.waitingSince > 0) this.pool!.stats.waitMicros += (now - this.waitingSince) * 1000;
+    if (this.waitingSince > 0) {
+      this.pool!.stats.waitMicros += (now - this.waitingSince) * 1000;
+      this.pool!.histograms.wait.observe(now - this.waitingSince);
+    }
     this.waitingSince = 0;
     if (this.transactionStartedAt === 0) this.transactionStartedAt = now;
     const held = this.pending;
@@ -454,6 +477,7 @@ export class ClientSession {
    * Server → client bytes. Called with whole chunks (or their head, up to a releasing ReadyForQuery).
    */
   forward(bytes: Buffer): void {
+    if (this.trace !== null) this.trace.record(TraceDirection.B2F, bytes, 0, bytes.length);
     this.pool!.stats.bytesFromServers += bytes.length;
     if (!this.socket.write(bytes)) this.server?.pauseReading();
   }
@@ -472,9 +496,11 @@ export class ClientSession {
     pool.stats.queries++;
     const now = this.pooler.now();
     this.lastActivityAt = now;
+    pool.histograms.query.observe(this.queryStartedAt > 0 ? now - this.queryStartedAt : 0);
     if (this.owed === 0) this.queryStartedAt = 0;
     if (status === TransactionStatus.Idle && this.owed === 0) {
       pool.stats.transactions++;
+      pool.histograms.transaction.observe(this.transactionStartedAt > 0 ? now - this.transactionStartedAt : 0);
       if (this.transactionStartedAt > 0) pool.stats.transactionMicros += (now - this.transactionStartedAt) * 1000;
       this.transactionStartedAt = 0;
     } else if (this.transactionStartedAt === 0) {

@@ -1,5 +1,7 @@
+export * from "./admin-console.js";
 export * from "./client-session.js";
 export * from "./config/index.js";
+export * from "./duration-histogram.js";
 export * from "./pool.js";
 export * from "./pooler.js";
 export * from "./pooler-errors.js";
@@ -7,3 +9,5 @@ export * from "./pooler-settings.js";
 export * from "./pooler-stats.js";
 export * from "./server-connection.js";
 export * from "./settings-from-config.js";
+export * from "./snapshot.js";
+export * from "./tracer.js";

@@ -1,6 +1,7 @@
 import { TransactionStatus } from "@pgmux/protocol";
 import type { Logger } from "pino";
 import type { ClientSession } from "./client-session.js";
+import { PoolHistograms } from "./duration-histogram.js";
 import type { Pooler } from "./pooler.js";
 import type { DatabaseSettings, PoolMode } from "./pooler-settings.js";
 import { type InternalResult, ServerConnection, ServerState } from "./server-connection.js";
@@ -45,6 +46,8 @@ export class Pool {
   /** ParameterStatus set of the pool's first server, sent to each client at login. */
   welcome: ReadonlyMap<string, string> | null = null;
   connecting = 0;
+  /** Bumped by reconnect(): a server of an older generation is closed instead of going back to idle. */
+  generation = 0;
   active = 0;
   lastConnectFailureAt = 0;
   lastConnectFailure = "";
@@ -59,6 +62,8 @@ export class Pool {
     waitMicros: 0,
     transactionMicros: 0,
   };
+  /** Durations of client waits, transactions and queries, observed where the counters above are bumped. */
+  readonly histograms = new PoolHistograms();
 
   constructor(
     readonly pooler: Pooler,
@@ -129,6 +134,7 @@ export class Pool {
 
   /** Hands idle servers to waiting clients, and opens servers for those left waiting, within the limits. */
   dispatch(): void {
+    if (this.pooler.paused) return;
     while (this.waitingCount > 0 && this.idle.length > 0) {
       const server = this.idle.pop()!;
       const now = this.pooler.now();
@@ -348,6 +354,10 @@ export class Pool {
       server.deactivate(now);
       return;
     }
+    if (server.generation !== this.generation) {
+      server.close("reconnect requested");
+      return;
+    }
     const s = this.pooler.settings;
     if (s.serverLifetimeMs > 0 && now - server.createdAt >= s.serverLifetimeMs && this.servers.size > this.minSize) {
       server.close("server_lifetime reached");
@@ -382,6 +392,12 @@ export class Pool {
         server.close(reason);
       }
     }
+  }
+
+  /** RECONNECT: idle servers close now, busy ones when they come back; new ones are opened as needed. */
+  reconnect(): void {
+    this.generation++;
+    this.closeIdle(() => "reconnect requested");
   }
 
   /** Closes one idle server (for another pool's sake, when a db/user limit is reached). */

@@ -74,6 +74,10 @@ export interface PoolerSettings {
   /** The "*" entry: any other database name, connected to with these settings. */
   readonly fallbackDatabase: DatabaseSettings | null;
   readonly userSettings: ReadonlyMap<string, UserSettings>;
+  /** admin_users: may run every admin console command (database pgbouncer or pgmux). */
+  readonly adminUsers: ReadonlySet<string>;
+  /** stats_users: may run the admin console's SHOW commands only. */
+  readonly statsUsers: ReadonlySet<string>;
 }
 
 /** PgBouncer's defaults where the engine needs a value; the config loaders start from the same figures. */
@@ -110,4 +114,6 @@ export const DEFAULT_SETTINGS: PoolerSettings = {
   databases: new Map(),
   fallbackDatabase: null,
   userSettings: new Map(),
+  adminUsers: new Set(),
+  statsUsers: new Set(),
 };

@@ -13,6 +13,7 @@ import { formatPoolerMessage, PoolerErrors } from "./pooler-errors.js";
 import type { DatabaseSettings, PoolerSettings } from "./pooler-settings.js";
 import { PoolerStats } from "./pooler-stats.js";
 import type { ServerConnection } from "./server-connection.js";
+import { Tracer } from "./tracer.js";
 
 export interface PoolerOptions {
   readonly settings: PoolerSettings;
@@ -43,6 +44,8 @@ export class Pooler {
   readonly now: () => number;
   readonly pools = new Map<string, Pool>();
   readonly clients = new Set<ClientSession>();
+  /** Live protocol traces; clients get a tap only while one matches them. */
+  readonly tracer = new Tracer(this.clients);
   readonly verifiers = new VerifierCache();
   private readonly cancelKeys = new Map<number, ClientSession>();
   private readonly serversPerDatabase = new Map<string, number>();
@@ -51,6 +54,8 @@ export class Pooler {
   private janitor: NodeJS.Timeout | null = null;
   private readonly janitorIntervalMs: number;
   private shuttingDown = false;
+  /** PAUSE: no server is handed to a client until resume(); waiting clients wait, linked ones finish. */
+  paused = false;
   readonly addresses: ListenAddress[] = [];
 
   constructor(options: PoolerOptions) {
@@ -228,6 +233,20 @@ export class Pooler {
       if (error !== null) server.log.warn({ reason: error }, "cancel request failed");
       server.pool.cancelFinished(server);
     });
+  }
+
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    this.paused = false;
+    for (const pool of this.pools.values()) pool.dispatch();
+  }
+
+  /** RECONNECT: every pool replaces its servers as they become idle. */
+  reconnect(): void {
+    for (const pool of this.pools.values()) pool.reconnect();
   }
 
   clientClosed(client: ClientSession): void {

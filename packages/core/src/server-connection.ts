@@ -67,6 +67,8 @@ export class ServerConnection {
   /** COPY BOTH (replication) was started: this server can only be closed afterwards. */
   copyBoth = false;
   readonly createdAt: number;
+  /** The pool's generation when this server was opened (see Pool.reconnect). */
+  readonly generation: number;
   lastUsedAt: number;
   /** When the current state began (connect, internal query): the janitor's deadline clock. */
   stateSince: number;
@@ -86,6 +88,7 @@ export class ServerConnection {
     now: number,
   ) {
     this.createdAt = this.lastUsedAt = this.stateSince = now;
+    this.generation = pool.generation;
     const db = pool.database;
     this.log = pool.log.child({ server: this.id });
     this.cursor = new MessageCursor(PEEK, pool.pooler.settings.maxPacketSize);

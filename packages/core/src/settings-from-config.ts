@@ -70,6 +70,8 @@ export function settingsFromConfig(config: PgmuxConfig): PoolerSettings {
     databases,
     fallbackDatabase,
     userSettings,
+    adminUsers: new Set(g.admin_users),
+    statsUsers: new Set(g.stats_users),
   };
 }
 

@@ -189,7 +189,7 @@ function crossFieldProblems(ctx: BuildContext, c: PgmuxConfig): ConfigProblem[] 
   const sharesAddress =
     wildcard.includes(g.admin_listen_addr) ||
     g.listen_addr.some((a) => wildcard.includes(a) || a === g.admin_listen_addr);
-  if (g.listen_port === g.admin_listen_port && sharesAddress) {
+  if (g.admin_listen_port !== 0 && g.listen_port === g.admin_listen_port && sharesAddress) {
     add(
       ["pgmux", "admin_listen_port"],
       `is the same port as listen_port ${g.listen_port} on an overlapping address (pick another admin_listen_port)`,

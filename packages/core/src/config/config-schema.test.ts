@@ -187,6 +187,8 @@ const IMPLEMENTED_GENERAL_KEYS = [
   "stats_users",
   "admin_listen_addr",
   "admin_listen_port",
+  "admin_api_token",
+  "pgbouncer_exporter_compat",
   "workers",
 ];
 

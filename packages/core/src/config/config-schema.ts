@@ -316,7 +316,12 @@ export const GeneralSettingsSchema = z.strictObject({
   // pgmux's own settings (no PgBouncer counterpart).
   /** The HTTP admin API (/metrics, /healthz); loopback by default so it is not exposed by accident. */
   admin_listen_addr: text().default("127.0.0.1"),
-  admin_listen_port: port().default(9127),
+  /** 0 picks a free port (the admin server logs the URL it bound). */
+  admin_listen_port: integer(0, 65_535, 9127).default(9127),
+  /** Secret. Enables the admin API's control actions, which then need `Authorization: Bearer <token>`. */
+  admin_api_token: optionalText(),
+  /** Also emit prometheus-community/pgbouncer_exporter's metric names and labels on /metrics. */
+  pgbouncer_exporter_compat: flag().default(false),
   /** Processes sharing the client port; each runs its own pools. */
   workers: integer(1, 1024, 4).default(1),
 });

@@ -10,6 +10,7 @@ export const REDACTED = "********";
 export function redactConfig(config: PgmuxConfig): PgmuxConfig {
   const pgmux = structuredClone(config.pgmux);
   if (pgmux.auth_ldap_options !== undefined) pgmux.auth_ldap_options = REDACTED;
+  if (pgmux.admin_api_token !== undefined) pgmux.admin_api_token = REDACTED;
   const databases: PgmuxConfig["databases"] = {};
   for (const [name, db] of Object.entries(config.databases)) {
     databases[name] = db.password === undefined ? { ...db } : { ...db, password: REDACTED };
