@@ -8,6 +8,7 @@ export { findPgBinDir } from "./find-pg-bin-dir.js";
 export { freePort } from "./free-port.js";
 export { PostgresCluster, type PostgresClusterDescriptor, type PostgresClusterOptions } from "./postgres-cluster.js";
 export { postgresUrl } from "./postgres-url.js";
+export { RawPeer } from "./raw-peer.js";
 export {
   type RecordedChunk,
   type RecordedConnection,
