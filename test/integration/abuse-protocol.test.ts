@@ -1,7 +1,5 @@
-import net from "node:net";
 import {
   type BackendMessage,
-  decodeBackendMessage,
   encodeExecute,
   encodePasswordMessage,
   encodeQuery,
@@ -11,7 +9,7 @@ import {
 import fc from "fast-check";
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "vitest";
-import { type TestPostgres, testPostgres, waitUntil } from "../support/index.js";
+import { RawPeer, type TestPostgres, testPostgres, waitUntil } from "../support/index.js";
 import { type PoolerInstance, startPooler } from "../support/pooler-instance.js";
 
 /**
@@ -399,14 +397,8 @@ function startup(extra: readonly [string, string][] = []): Buffer {
   });
 }
 
-async function loggedIn(instance: PoolerInstance = trusting): Promise<RawPeer> {
-  const peer = await RawPeer.connect(instance.port);
-  peer.send(startup());
-  for (;;) {
-    const msg = await peer.next();
-    if (msg === null || msg.type === "ErrorResponse") throw new Error(`login failed: ${JSON.stringify(msg)}`);
-    if (msg.type === "ReadyForQuery") return peer;
-  }
+function loggedIn(instance: PoolerInstance = trusting): Promise<RawPeer> {
+  return RawPeer.loggedIn(instance.port, pgServer.user, pgServer.database);
 }
 
 /** The offender's ErrorResponse: FATAL 08P01 with `message`, then the end of the connection. */
@@ -546,86 +538,5 @@ async function stopWithin(instance: PoolerInstance, ms: number): Promise<boolean
     return await Promise.race([instance.stop().then(() => true as const), late]);
   } finally {
     clearTimeout(timer);
-  }
-}
-
-/** A client scripted byte by byte; frames split by their length, decoded with pgmux's own codec. */
-class RawPeer {
-  private buffered = Buffer.alloc(0);
-  isClosed = false;
-  /** pgmux finished its side (FIN received). */
-  ended = false;
-
-  private constructor(private readonly socket: net.Socket) {
-    socket.on("data", (chunk: Buffer) => {
-      this.buffered = Buffer.concat([this.buffered, chunk]);
-    });
-    socket.on("end", () => {
-      this.ended = true;
-    });
-    socket.on("close", () => {
-      this.isClosed = true;
-    });
-    socket.on("error", () => {});
-  }
-
-  static connect(port: number, options: { allowHalfOpen?: boolean } = {}): Promise<RawPeer> {
-    return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: "127.0.0.1", port, allowHalfOpen: options.allowHalfOpen ?? false });
-      socket.once("error", reject);
-      socket.once("connect", () => {
-        socket.off("error", reject);
-        resolve(new RawPeer(socket));
-      });
-    });
-  }
-
-  send(bytes: Uint8Array): void {
-    if (!this.socket.destroyed && this.socket.writable) this.socket.write(bytes);
-  }
-
-  end(): void {
-    this.socket.end();
-  }
-
-  destroy(): void {
-    this.socket.destroy();
-  }
-
-  async next(timeoutMs = 5000): Promise<BackendMessage | null> {
-    await waitUntil("a message from pgmux", () => this.frameLength() > 0 || this.isClosed, {
-      timeoutMs,
-      intervalMs: 5,
-    });
-    const length = this.frameLength();
-    if (length === 0) return null;
-    const frame = this.buffered.subarray(0, length);
-    this.buffered = this.buffered.subarray(length);
-    return decodeBackendMessage(frame[0]!, frame, 5, length);
-  }
-
-  /** Waits for the end of the connection, failing if pgmux sends anything more first. */
-  async closed(timeoutMs = 5000): Promise<void> {
-    await waitUntil("pgmux to close the connection", () => this.isClosed, { timeoutMs, intervalMs: 5 });
-    expect(this.buffered.length).toBe(0);
-  }
-
-  private frameLength(): number {
-    if (this.buffered.length < 5) return 0;
-    const length = 1 + this.buffered.readUInt32BE(1);
-    return this.buffered.length >= length ? length : 0;
-  }
-
-  /** A simple query; the first column of each row as text. */
-  async query(sql: string): Promise<(string | null)[]> {
-    this.send(encodeQuery({ query: sql }));
-    const rows: (string | null)[] = [];
-    for (;;) {
-      const msg = await this.next();
-      if (msg === null) throw new Error("pgmux closed the connection during a query");
-      if (msg.type === "DataRow") rows.push(msg.values[0] === null ? null : Buffer.from(msg.values[0]!).toString());
-      if (msg.type === "ErrorResponse") throw new Error(`${msg.fields.get("C")} ${msg.fields.get("M")}`);
-      if (msg.type === "ReadyForQuery") return rows;
-    }
   }
 }

@@ -1,4 +1,3 @@
-import net from "node:net";
 import {
   type BackendMessage,
   buildScramVerifier,
@@ -14,7 +13,7 @@ import {
 } from "@pgmux/protocol";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { type TestPostgres, testPostgres, waitUntil } from "../support/index.js";
+import { RawPeer, type TestPostgres, testPostgres } from "../support/index.js";
 import { type PoolerInstance, startPooler } from "../support/pooler-instance.js";
 
 /**
@@ -397,69 +396,4 @@ async function stopWithin(pooler: PoolerInstance, ms: number): Promise<boolean> 
 
 function decodeFrame(frame: Buffer): BackendMessage {
   return decodeBackendMessage(frame[0]!, frame, 5, frame.length);
-}
-
-/** A client scripted byte by byte; frames split by their length, decoded with pgmux's own codec. */
-class RawPeer {
-  private buffered = Buffer.alloc(0);
-  private isClosed = false;
-
-  private constructor(private readonly socket: net.Socket) {
-    socket.on("data", (chunk: Buffer) => {
-      this.buffered = Buffer.concat([this.buffered, chunk]);
-    });
-    socket.on("close", () => {
-      this.isClosed = true;
-    });
-    socket.on("error", () => {});
-  }
-
-  static connect(port: number): Promise<RawPeer> {
-    return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: "127.0.0.1", port });
-      socket.once("error", reject);
-      socket.once("connect", () => {
-        socket.off("error", reject);
-        resolve(new RawPeer(socket));
-      });
-    });
-  }
-
-  send(bytes: Uint8Array): void {
-    this.socket.write(bytes);
-  }
-
-  destroy(): void {
-    this.socket.destroy();
-  }
-
-  /** The next whole message's bytes (type, length, body), or null when the connection closed first. */
-  async nextFrame(timeoutMs = 5000): Promise<Buffer | null> {
-    await waitUntil("a message from pgmux", () => this.frameLength() > 0 || this.isClosed, {
-      timeoutMs,
-      intervalMs: 5,
-    });
-    const length = this.frameLength();
-    if (length === 0) return null;
-    const frame = Buffer.from(this.buffered.subarray(0, length));
-    this.buffered = this.buffered.subarray(length);
-    return frame;
-  }
-
-  async next(timeoutMs = 5000): Promise<BackendMessage | null> {
-    const frame = await this.nextFrame(timeoutMs);
-    return frame === null ? null : decodeFrame(frame);
-  }
-
-  /** Waits for the end of the connection, failing if pgmux sends anything more first. */
-  async closed(timeoutMs = 5000): Promise<void> {
-    await waitUntil("pgmux to close the connection", () => this.isClosed, { timeoutMs, intervalMs: 5 });
-    expect(this.buffered.length).toBe(0);
-  }
-
-  private frameLength(): number {
-    if (this.buffered.length < 5) return 0;
-    const length = 1 + this.buffered.readUInt32BE(1);
-    return this.buffered.length >= length ? length : 0;
-  }
 }

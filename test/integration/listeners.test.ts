@@ -1,24 +1,13 @@
 import { execFile } from "node:child_process";
 import { statSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import net from "node:net";
+import type net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import {
-  type BackendMessage,
-  decodeBackendMessage,
-  encodePasswordMessage,
-  encodeQuery,
-  encodeSASLInitialResponse,
-  encodeSASLResponse,
-  encodeStartupMessage,
-  md5Response,
-  ProtocolVersion,
-  ScramClient,
-} from "@pgmux/protocol";
+import { type BackendMessage, encodeQuery, encodeStartupMessage, ProtocolVersion } from "@pgmux/protocol";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { PostgresCluster, type TestPostgres, testPostgres, waitUntil } from "../support/index.js";
+import { PostgresCluster, RawPeer, type TestPostgres, testPostgres, waitUntil } from "../support/index.js";
 import { type PoolerInstance, startPooler } from "../support/pooler-instance.js";
 
 /**
@@ -190,7 +179,12 @@ describe("a client of a newer protocol", () => {
   test("asking for protocol 3.2 gets NegotiateProtocolVersion 3.0 first, then logs in and queries", async () => {
     const peer = await RawPeer.connect(pooler.port);
     try {
-      const seen = await peer.login(ProtocolVersion.V3_2, [], pgServer.user, pgServer.database, pgServer.password);
+      const seen = await peer.login({
+        protocolVersion: ProtocolVersion.V3_2,
+        user: pgServer.user,
+        database: pgServer.database,
+        password: pgServer.password,
+      });
       expect(seen[0]).toEqual({
         type: "NegotiateProtocolVersion",
         newestProtocolVersion: ProtocolVersion.V3_0,
@@ -208,13 +202,12 @@ describe("a client of a newer protocol", () => {
   test("sending a _pq_. option gets it listed as unrecognized, then logs in and queries", async () => {
     const peer = await RawPeer.connect(pooler.port);
     try {
-      const seen = await peer.login(
-        ProtocolVersion.V3_0,
-        [["_pq_.made_up_extension", "on"]],
-        pgServer.user,
-        pgServer.database,
-        pgServer.password,
-      );
+      const seen = await peer.login({
+        parameters: [["_pq_.made_up_extension", "on"]],
+        user: pgServer.user,
+        database: pgServer.database,
+        password: pgServer.password,
+      });
       expect(seen[0]).toEqual({
         type: "NegotiateProtocolVersion",
         newestProtocolVersion: ProtocolVersion.V3_0,
@@ -354,126 +347,4 @@ function runPsql(args: readonly string[], sql: string, password: string): Promis
       },
     );
   });
-}
-
-/** A client scripted byte by byte: the protocol's backend messages decoded with pgmux's own codec. */
-class RawPeer {
-  private buffered = Buffer.alloc(0);
-  private isClosed = false;
-
-  private constructor(private readonly socket: net.Socket) {
-    socket.on("data", (chunk: Buffer) => {
-      this.buffered = Buffer.concat([this.buffered, chunk]);
-    });
-    socket.on("close", () => {
-      this.isClosed = true;
-    });
-    socket.on("error", () => {});
-  }
-
-  static connect(port: number): Promise<RawPeer> {
-    return RawPeer.connectTo({ host: "127.0.0.1", port });
-  }
-
-  static connectTo(where: net.NetConnectOpts): Promise<RawPeer> {
-    return new Promise((resolve, reject) => {
-      const socket = net.connect(where);
-      socket.once("error", reject);
-      socket.once("connect", () => {
-        socket.off("error", reject);
-        resolve(new RawPeer(socket));
-      });
-    });
-  }
-
-  send(bytes: Uint8Array): void {
-    this.socket.write(bytes);
-  }
-
-  destroy(): void {
-    this.socket.destroy();
-  }
-
-  /** The next whole message, or null when the connection closed before one arrived. */
-  async next(timeoutMs = 5000): Promise<BackendMessage | null> {
-    await waitUntil("a message from pgmux", () => this.frameLength() > 0 || this.isClosed, {
-      timeoutMs,
-      intervalMs: 5,
-    });
-    const length = this.frameLength();
-    if (length === 0) return null;
-    const frame = this.buffered.subarray(0, length);
-    this.buffered = this.buffered.subarray(length);
-    return decodeBackendMessage(frame[0]!, frame, 5, length);
-  }
-
-  /** Waits for the end of the connection, failing if pgmux sends anything more first. */
-  async closed(timeoutMs = 5000): Promise<void> {
-    await waitUntil("pgmux to close the connection", () => this.isClosed, { timeoutMs, intervalMs: 5 });
-    expect(this.buffered.length).toBe(0);
-  }
-
-  private frameLength(): number {
-    if (this.buffered.length < 5) return 0;
-    const length = 1 + this.buffered.readUInt32BE(1);
-    return this.buffered.length >= length ? length : 0;
-  }
-
-  /** Startup and authentication (cleartext, md5 or SCRAM) up to ReadyForQuery; returns every message seen. */
-  async login(
-    version: number,
-    extra: readonly [string, string][],
-    user: string,
-    database: string,
-    password: string,
-  ): Promise<BackendMessage[]> {
-    this.send(
-      encodeStartupMessage({
-        protocolVersion: version,
-        parameters: [["user", user], ["database", database], ...extra],
-      }),
-    );
-    const seen: BackendMessage[] = [];
-    let scram: ScramClient | null = null;
-    for (;;) {
-      const msg = await this.next();
-      if (msg === null) throw new Error(`pgmux closed the connection during login after ${JSON.stringify(seen)}`);
-      seen.push(msg);
-      switch (msg.type) {
-        case "AuthenticationCleartextPassword":
-          this.send(encodePasswordMessage({ password }));
-          break;
-        case "AuthenticationMD5Password":
-          this.send(encodePasswordMessage({ password: md5Response(password, user, msg.salt) }));
-          break;
-        case "AuthenticationSASL":
-          scram = new ScramClient({ credentials: { password } });
-          this.send(encodeSASLInitialResponse({ mechanism: scram.mechanism, data: Buffer.from(scram.clientFirst()) }));
-          break;
-        case "AuthenticationSASLContinue":
-          this.send(encodeSASLResponse({ data: Buffer.from(await scram!.clientFinal(msg.data)) }));
-          break;
-        case "AuthenticationSASLFinal":
-          scram!.verifyServerFinal(msg.data);
-          break;
-        case "ErrorResponse":
-          throw new Error(`login refused: ${msg.fields.get("C")} ${msg.fields.get("M")}`);
-        case "ReadyForQuery":
-          return seen;
-      }
-    }
-  }
-
-  /** A simple query; the first column of each row as text. */
-  async query(sql: string): Promise<(string | null)[]> {
-    this.send(encodeQuery({ query: sql }));
-    const rows: (string | null)[] = [];
-    for (;;) {
-      const msg = await this.next();
-      if (msg === null) throw new Error("pgmux closed the connection during a query");
-      if (msg.type === "DataRow") rows.push(msg.values[0] === null ? null : Buffer.from(msg.values[0]!).toString());
-      if (msg.type === "ErrorResponse") throw new Error(`${msg.fields.get("C")} ${msg.fields.get("M")}`);
-      if (msg.type === "ReadyForQuery") return rows;
-    }
-  }
 }

@@ -1,8 +1,8 @@
 import net from "node:net";
-import { type BackendMessage, decodeBackendMessage, encodeStartupMessage, ProtocolVersion } from "@pgmux/protocol";
+import { type BackendMessage, encodeStartupMessage, ProtocolVersion } from "@pgmux/protocol";
 import pg from "pg";
 import { beforeAll, describe, expect, test } from "vitest";
-import { type TestPostgres, testPostgres, waitUntil } from "../support/index.js";
+import { RawPeer, type TestPostgres, testPostgres, waitUntil } from "../support/index.js";
 import { type PoolerInstance, startPooler } from "../support/pooler-instance.js";
 
 /**
@@ -326,58 +326,4 @@ async function stopWithin(pooler: PoolerInstance, ms: number): Promise<boolean> 
     ms,
     "pooler.stop()",
   ).catch(() => false);
-}
-
-/** A client scripted byte by byte; frames split by their length, decoded with pgmux's own codec. */
-class RawPeer {
-  private buffered = Buffer.alloc(0);
-  private isClosed = false;
-
-  private constructor(private readonly socket: net.Socket) {
-    socket.on("data", (chunk: Buffer) => {
-      this.buffered = Buffer.concat([this.buffered, chunk]);
-    });
-    socket.on("close", () => {
-      this.isClosed = true;
-    });
-    socket.on("error", () => {});
-  }
-
-  static connect(port: number): Promise<RawPeer> {
-    return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: "127.0.0.1", port });
-      socket.once("error", reject);
-      socket.once("connect", () => {
-        socket.off("error", reject);
-        resolve(new RawPeer(socket));
-      });
-    });
-  }
-
-  send(bytes: Uint8Array): void {
-    this.socket.write(bytes);
-  }
-
-  async next(timeoutMs = 5000): Promise<BackendMessage | null> {
-    await waitUntil("a message from pgmux", () => this.frameLength() > 0 || this.isClosed, {
-      timeoutMs,
-      intervalMs: 5,
-    });
-    const length = this.frameLength();
-    if (length === 0) return null;
-    const frame = this.buffered.subarray(0, length);
-    this.buffered = this.buffered.subarray(length);
-    return decodeBackendMessage(frame[0]!, frame, 5, length);
-  }
-
-  async closed(timeoutMs = 5000): Promise<void> {
-    await waitUntil("pgmux to close the connection", () => this.isClosed, { timeoutMs, intervalMs: 5 });
-    expect(this.buffered.length).toBe(0);
-  }
-
-  private frameLength(): number {
-    if (this.buffered.length < 5) return 0;
-    const length = 1 + this.buffered.readUInt32BE(1);
-    return this.buffered.length >= length ? length : 0;
-  }
 }

@@ -2,9 +2,14 @@ import net from "node:net";
 import {
   type BackendMessage,
   decodeBackendMessage,
+  encodePasswordMessage,
   encodeQuery,
+  encodeSASLInitialResponse,
+  encodeSASLResponse,
   encodeStartupMessage,
+  md5Response,
   ProtocolVersion,
+  ScramClient,
 } from "@pgmux/protocol";
 import { waitUntil } from "./wait-until.js";
 
@@ -32,12 +37,17 @@ export class RawPeer {
   }
 
   static connect(port: number, options: { allowHalfOpen?: boolean; host?: string } = {}): Promise<RawPeer> {
+    return RawPeer.connectTo({
+      host: options.host ?? "127.0.0.1",
+      port,
+      allowHalfOpen: options.allowHalfOpen ?? false,
+    });
+  }
+
+  /** Connects anywhere `net.connect` can: a Unix socket (`{ path }`) as well as TCP. */
+  static connectTo(where: net.NetConnectOpts): Promise<RawPeer> {
     return new Promise((resolve, reject) => {
-      const socket = net.connect({
-        host: options.host ?? "127.0.0.1",
-        port,
-        allowHalfOpen: options.allowHalfOpen ?? false,
-      });
+      const socket = net.connect(where);
       socket.once("error", reject);
       socket.once("connect", () => {
         socket.off("error", reject);
@@ -52,22 +62,69 @@ export class RawPeer {
    */
   static async loggedIn(port: number, user: string, database: string): Promise<RawPeer> {
     const peer = await RawPeer.connect(port);
-    peer.send(
+    try {
+      await peer.login({ user, database });
+    } catch (error) {
+      peer.destroy();
+      throw error;
+    }
+    return peer;
+  }
+
+  /**
+   * Sends a StartupMessage and answers the authentication asked for (trust, cleartext, md5 or SCRAM, the
+   * server's SCRAM signature checked) up to the first ReadyForQuery; returns every message seen on the way.
+   * Throws on an ErrorResponse, on the end of the connection, and on a password request when none was given.
+   */
+  async login(options: {
+    user: string;
+    database: string;
+    password?: string;
+    protocolVersion?: number;
+    /** Startup parameters after user and database. */
+    parameters?: readonly [string, string][];
+  }): Promise<BackendMessage[]> {
+    const { user, database, password } = options;
+    this.send(
       encodeStartupMessage({
-        protocolVersion: ProtocolVersion.V3_0,
-        parameters: [
-          ["user", user],
-          ["database", database],
-        ],
+        protocolVersion: options.protocolVersion ?? ProtocolVersion.V3_0,
+        parameters: [["user", user], ["database", database], ...(options.parameters ?? [])],
       }),
     );
+    const seen: BackendMessage[] = [];
+    const needPassword = (asked: string): string => {
+      if (password === undefined) throw new Error(`login asked for a password (${asked}) and none was given`);
+      return password;
+    };
+    let scram: ScramClient | null = null;
     for (;;) {
-      const msg = await peer.next();
-      if (msg === null || msg.type === "ErrorResponse") {
-        peer.destroy();
-        throw new Error(`login failed: ${JSON.stringify(msg)}`);
+      const msg = await this.next();
+      if (msg === null) throw new Error(`the connection closed during login after ${JSON.stringify(seen)}`);
+      seen.push(msg);
+      switch (msg.type) {
+        case "AuthenticationCleartextPassword":
+          this.send(encodePasswordMessage({ password: needPassword(msg.type) }));
+          break;
+        case "AuthenticationMD5Password":
+          this.send(encodePasswordMessage({ password: md5Response(needPassword(msg.type), user, msg.salt) }));
+          break;
+        case "AuthenticationSASL":
+          scram = new ScramClient({ credentials: { password: needPassword(msg.type) } });
+          this.send(encodeSASLInitialResponse({ mechanism: scram.mechanism, data: Buffer.from(scram.clientFirst()) }));
+          break;
+        case "AuthenticationSASLContinue":
+          if (scram === null) throw new Error("AuthenticationSASLContinue before AuthenticationSASL");
+          this.send(encodeSASLResponse({ data: Buffer.from(await scram.clientFinal(msg.data)) }));
+          break;
+        case "AuthenticationSASLFinal":
+          if (scram === null) throw new Error("AuthenticationSASLFinal before AuthenticationSASL");
+          scram.verifyServerFinal(msg.data);
+          break;
+        case "ErrorResponse":
+          throw new Error(`login refused: ${msg.fields.get("C")} ${msg.fields.get("M")}`);
+        case "ReadyForQuery":
+          return seen;
       }
-      if (msg.type === "ReadyForQuery") return peer;
     }
   }
 
@@ -85,15 +142,24 @@ export class RawPeer {
 
   /** The next whole message, or null once the connection closed with nothing more buffered. */
   async next(timeoutMs = 5000): Promise<BackendMessage | null> {
+    const frame = await this.nextFrame(timeoutMs);
+    return frame === null ? null : decodeBackendMessage(frame[0]!, frame, 5, frame.length);
+  }
+
+  /**
+   * The next whole message's bytes as they arrived (type, length, body; a copy), or null once the connection
+   * closed with nothing more buffered: for comparing replies byte for byte.
+   */
+  async nextFrame(timeoutMs = 5000): Promise<Buffer | null> {
     await waitUntil("a message from the other side", () => this.frameLength() > 0 || this.isClosed, {
       timeoutMs,
       intervalMs: 5,
     });
     const length = this.frameLength();
     if (length === 0) return null;
-    const frame = this.buffered.subarray(0, length);
+    const frame = Buffer.from(this.buffered.subarray(0, length));
     this.buffered = this.buffered.subarray(length);
-    return decodeBackendMessage(frame[0]!, frame, 5, length);
+    return frame;
   }
 
   /** Messages up to and including the next ReadyForQuery (or the end of the connection). */
