@@ -229,7 +229,7 @@ describe("pgbench through pgmux in transaction mode", () => {
     await stopWithin(instance);
   });
 
-  async function run(mode: "simple" | "extended"): Promise<void> {
+  async function run(mode: "simple" | "extended" | "prepared"): Promise<void> {
     let maxServers = 0;
     let sampling = true;
     const sampler = (async () => {
@@ -292,6 +292,21 @@ describe("pgbench through pgmux in transaction mode", () => {
     "pgbench -M extended with 50 clients on 10 servers completes every transaction",
     async () => {
       await run("extended");
+    },
+    SECONDS * 1000 + 30_000,
+  );
+
+  test(
+    "pgbench -M prepared with 50 clients on 10 servers completes every transaction, on statements it prepared elsewhere",
+    async () => {
+      const pool = [...instance.pooler.pools.values()][0]!;
+      const before = { ...pool.statements!.stats };
+      await run("prepared");
+      // Each of the 50 connections prepares its statements once and runs them on whichever of the 10
+      // servers it gets: most executions find the statement already there, the rest had it prepared.
+      const { hits, misses } = pool.statements!.stats;
+      expect(hits - before.hits).toBeGreaterThan(misses - before.misses);
+      expect(misses - before.misses).toBeGreaterThan(0);
     },
     SECONDS * 1000 + 30_000,
   );

@@ -20,10 +20,22 @@ import {
 import type { Logger } from "pino";
 import { AdminConsole, isAdminConsoleDatabase } from "./admin-console.js";
 import { ClientAuth } from "./client-auth.js";
-import { CursorEvent, MessageCursor } from "./message-cursor.js";
+import {
+  CLOSE_NOTHING,
+  ClientStatements,
+  closeStatement,
+  cstringEnd,
+  describeStatement,
+  MAX_CLIENT_STATEMENTS,
+  rewriteBind,
+  statementName,
+} from "./client-statements.js";
+import { CursorEvent, MessageCursor, messageHeader } from "./message-cursor.js";
 import type { Pool } from "./pool.js";
 import type { Pooler } from "./pooler.js";
 import { formatPoolerMessage, type PoolerErrorCode, PoolerErrors } from "./pooler-errors.js";
+import type { PreparedStatement } from "./prepared-statements.js";
+import { ReplyQueue, Slot } from "./reply-queue.js";
 import type { ServerConnection } from "./server-connection.js";
 import type { ScramKeys } from "./server-login.js";
 import { TraceDirection, type TraceTap } from "./tracer.js";
@@ -45,8 +57,11 @@ export const ClientState = {
 export type ClientState = (typeof ClientState)[keyof typeof ClientState];
 
 const T = FrontendMessageType;
-/** Nothing from the client needs its body read on the hot path (for now): headers only. */
+/** Where pgmux leaves clients' statements alone, nothing from the client needs its body read: headers only. */
 const PEEK_NONE = new Uint8Array(256);
+/** Where it carries them across servers: the messages that name a statement are read whole. */
+const PEEK_STATEMENTS = new Uint8Array(256);
+for (const t of [T.Parse, T.Bind, T.Describe, T.Close]) PEEK_STATEMENTS[t] = 1;
 /** Messages whose body is empty by definition: one with a body would be read differently by the server. */
 const EMPTY_BODY = new Uint8Array(256);
 for (const t of [T.Sync, T.Flush, T.CopyDone, T.Terminate]) EMPTY_BODY[t] = 1;
@@ -103,9 +118,17 @@ export class ClientSession {
   trace: TraceTap | null = null;
   /** Set when this client logged in to the admin console (database pgbouncer or pgmux) instead of a pool. */
   adminConsole: AdminConsole | null = null;
-  private pending: Buffer[] = [];
+  /** What waits for a server: the client's bytes, and statements to prepare on it as needed. */
+  private pending: (Buffer | StatementStep)[] = [];
   private pendingBytes = 0;
   private closing = false;
+  /**
+   * In pools that carry prepared statements across servers: the client's statement names, and the order
+   * of replies owed for what was written on its behalf (to drop replies to pgmux's own messages and to
+   * answer for the messages it did not need to send). Null elsewhere.
+   */
+  statements: ClientStatements | null = null;
+  replies: ReplyQueue | null = null;
 
   constructor(
     readonly pooler: Pooler,
@@ -309,6 +332,12 @@ export class ClientSession {
     }
     if (scramKeys !== null && pool.clientScramKeys === null) pool.clientScramKeys = scramKeys;
     this.pool = pool;
+    if (pool.statements !== null) {
+      this.statements = new ClientStatements(pool.statements);
+      this.replies = new ReplyQueue();
+      this.cursor.peek = PEEK_STATEMENTS;
+      this.cursor.maxPeekBytes = this.pooler.settings.maxPacketSize;
+    }
     this.state = ClientState.Welcome;
     this.waitingSince = this.pooler.now();
     this.socket.write(PrebuiltBackendMessage.AuthenticationOk);
@@ -347,21 +376,39 @@ export class ClientSession {
   private onRequestData(chunk: Buffer): void {
     if (this.trace !== null) this.trace.record(TraceDirection.F2B, chunk, 0, chunk.length);
     const cur = this.cursor;
+    const q = this.replies;
     const end = chunk.length;
     let pos = 0;
-    /** Start of the bytes not yet sent on: messages answered here are cut out of the chunk. */
+    /** Start of the bytes not yet sent on: messages answered here or rewritten are cut out of the chunk. */
     let from = 0;
-    while (pos < end) {
+    /** Where the current message began in this chunk; -1 when it began in an earlier one. */
+    let messageStart = cur.atBoundary ? 0 : -1;
+    const server = this.state === ClientState.Active ? this.server : null;
+    if (q !== null && server !== null) server.socket.cork();
+    while (pos < end || cur.pending) {
+      if (cur.atBoundary) messageStart = pos;
       pos = cur.advance(chunk, pos);
+      if (cur.event === CursorEvent.Message) {
+        // Only pools that carry prepared statements read bodies: a message that names a statement.
+        from = this.onStatementMessage(chunk, from, messageStart, pos);
+        continue;
+      }
       if (cur.event !== CursorEvent.Header) continue;
       if (cur.length !== 4 && EMPTY_BODY[cur.type] === 1) {
         throw new ProtocolError(`${describeType(cur.type)} message with a body of ${cur.length - 4} bytes`);
+      }
+      if (q !== null && messageStart < 0 && cur.peek[cur.type] !== 1) {
+        // Its first header bytes were held back with the previous chunk (it might have been a message to
+        // rewrite): they go now, whole.
+        this.send(messageHeader(cur.type, cur.length));
+        from = pos;
       }
       switch (cur.type) {
         case T.Query:
         case T.FunctionCall:
           if (this.unsynced) this.booksReliable = false;
           if (this.owed++ === 0) this.queryStartedAt = this.pooler.now();
+          if (q !== null) this.pushSlot(Slot.Simple, null);
           break;
         case T.Sync:
           if (this.answersAlone(from, pos, end)) {
@@ -373,14 +420,19 @@ export class ClientSession {
           if (!this.copyIn) {
             if (this.owed++ === 0) this.queryStartedAt = this.pooler.now();
             this.syncsOwed++;
+            if (q !== null) this.pushSlot(Slot.Sync, null);
           }
           this.unsynced = false;
+          break;
+        case T.Execute:
+          this.unsynced = true;
+          if (q !== null) this.pushSlot(Slot.Execute, null);
           break;
         case T.Parse:
         case T.Bind:
         case T.Describe:
-        case T.Execute:
         case T.Close:
+          // With statements carried across servers these are handled whole, at their Message event.
           this.unsynced = true;
           break;
         case T.CopyDone:
@@ -395,6 +447,7 @@ export class ClientSession {
         case T.Terminate: {
           const start = pos - 5;
           if (start > from) this.send(chunk.subarray(from, start));
+          if (q !== null && server !== null) server.socket.uncork();
           this.close("client sent Terminate", true);
           return;
         }
@@ -402,14 +455,216 @@ export class ClientSession {
           throw new ProtocolError(`unexpected message type ${describeType(cur.type)} from the client`);
       }
     }
-    if (from === 0) this.send(chunk);
-    else if (from < end) this.send(chunk.subarray(from));
+    let stop = end;
+    if (q !== null && !cur.atBoundary && (cur.inHeader || cur.peek[cur.type] === 1)) {
+      // A message that may need rewriting is unfinished: its bytes so far wait for the rest of it.
+      stop = messageStart < 0 ? from : messageStart;
+    }
+    if (from === 0 && stop === end) this.send(chunk);
+    else if (from < stop) this.send(chunk.subarray(from, stop));
+    if (q !== null && server !== null) server.socket.uncork();
     // What was sent may have balanced the books without a reply to come: the CopyDone that ends a COPY the
     // server already rejected (its ReadyForQuery came first), or a Flush.
-    const server = this.server;
-    if (server !== null && this.owed === 0 && this.state === ClientState.Active && this.releasable(server.status)) {
-      this.pool!.release(server);
+    const linked = this.server;
+    if (linked !== null && this.owed === 0 && this.state === ClientState.Active && this.releasable(linked.status)) {
+      this.pool!.release(linked);
     }
+  }
+
+  /**
+   * A Parse, Bind, Describe or Close read whole, in a pool that carries prepared statements: the ones that
+   * name a statement of the client's are rewritten to pgmux's name for it, preceded where needed by the
+   * Parse that creates it on this server. Returns where the unsent bytes of the chunk now start.
+   */
+  private onStatementMessage(chunk: Buffer, from: number, messageStart: number, pos: number): number {
+    const cur = this.cursor;
+    const body = cur.body;
+    const start = cur.bodyStart;
+    const end = cur.bodyEnd;
+    /** The message lies whole in this chunk (else its bytes so far were held back and must be re-sent). */
+    const whole = messageStart >= 0;
+    this.unsynced = true;
+    switch (cur.type) {
+      case T.Parse: {
+        const nameEnd = cstringEnd(body, start, end, "Parse statement name");
+        if (nameEnd === start) {
+          this.pushSlot(Slot.Parse, null);
+          break;
+        }
+        const statements = this.statements!;
+        const statement = statements.cache.statementFor(body, nameEnd + 1, end);
+        statements.define(statementName(body, start, nameEnd), statement);
+        if (statements.size > MAX_CLIENT_STATEMENTS) {
+          throw new ProtocolError(`more than ${MAX_CLIENT_STATEMENTS} prepared statements on one connection`);
+        }
+        this.sendBefore(chunk, from, messageStart);
+        this.statementStep(statement, true);
+        return pos;
+      }
+      case T.Bind: {
+        const portalEnd = cstringEnd(body, start, end, "Bind portal name");
+        const nameEnd = cstringEnd(body, portalEnd + 1, end, "Bind statement name");
+        const statement =
+          nameEnd === portalEnd + 1 ? undefined : this.statements!.get(statementName(body, portalEnd + 1, nameEnd));
+        if (statement === undefined) {
+          this.pushSlot(Slot.Bind, null);
+          break;
+        }
+        this.sendBefore(chunk, from, messageStart);
+        this.statementStep(statement, false);
+        this.pushSlot(Slot.Bind, null);
+        for (const part of rewriteBind(body, start, portalEnd, nameEnd + 1, end, statement, whole)) this.send(part);
+        return pos;
+      }
+      case T.Describe:
+      case T.Close: {
+        const kind = body[start];
+        const nameEnd = cstringEnd(body, start + 1, end, `${describeType(cur.type)} name`);
+        const named = kind === 0x53 /* 'S' */ && nameEnd > start + 1;
+        const name = named ? statementName(body, start + 1, nameEnd) : "";
+        if (cur.type === T.Describe) {
+          const statement = named ? this.statements!.get(name) : undefined;
+          if (statement === undefined) {
+            this.pushSlot(Slot.Describe, null);
+            break;
+          }
+          this.sendBefore(chunk, from, messageStart);
+          this.statementStep(statement, false);
+          this.pushSlot(Slot.Describe, null);
+          this.send(describeStatement(statement));
+          return pos;
+        }
+        if (!named || !this.statements!.forget(name)) {
+          this.pushSlot(Slot.Close, null);
+          break;
+        }
+        if (whole && this.answersAlone(from, messageStart + 5, chunk.length)) {
+          // Nothing is on its way to a server: the client's name is gone, and that is the whole answer.
+          this.socket.write(PrebuiltBackendMessage.CloseComplete);
+          this.unsynced = false;
+          return pos;
+        }
+        this.pushSlot(Slot.Close, null);
+        this.sendBefore(chunk, from, messageStart);
+        this.send(CLOSE_NOTHING);
+        return pos;
+      }
+    }
+    if (whole) return from;
+    // Passed through unchanged, but its bytes were split across chunks: they go now, in one piece.
+    this.send(Buffer.concat([messageHeader(cur.type, cur.length), body.subarray(start, end)]));
+    return pos;
+  }
+
+  /** Sends the chunk's bytes before the current message (the ones before it still unsent). */
+  private sendBefore(chunk: Buffer, from: number, messageStart: number): void {
+    if (messageStart > from) this.send(chunk.subarray(from, messageStart));
+  }
+
+  /**
+   * A slot in the reply order. While the server skips to the next Sync after an error, nothing it skips
+   * will be answered, so only a Sync gets a slot. Returns its sequence number, or -1.
+   */
+  private pushSlot(kind: Slot, statement: PreparedStatement | null): number {
+    const q = this.replies!;
+    if (q.skipping) {
+      if (kind !== Slot.Sync) return -1;
+      q.skipping = false;
+    }
+    return q.push(kind, statement);
+  }
+
+  /**
+   * The client's Parse of `statement` (`clientParse`), or the need for it before a Bind or Describe: on a
+   * server that holds it, nothing is sent (and the client's ParseComplete is pgmux's to give); on one that
+   * does not, its Parse is. Decided now if a server is linked, else when one is.
+   */
+  private statementStep(statement: PreparedStatement, clientParse: boolean): void {
+    const seq = this.pushSlot(clientParse ? Slot.PendingParse : Slot.PendingEnsure, statement);
+    if (this.state === ClientState.Active && this.server !== null) {
+      this.settleStatement(this.server, seq, statement, clientParse);
+    } else {
+      this.hold({ seq, statement, clientParse });
+    }
+  }
+
+  private settleStatement(server: ServerConnection, seq: number, statement: PreparedStatement, clientParse: boolean) {
+    const q = this.replies!;
+    const held = server.statements!;
+    const stats = this.pool!.statements!.stats;
+    if (seq < 0 || q.skipping) {
+      // The server is skipping to the next Sync: whatever pgmux sent would be ignored.
+      if (seq >= 0) q.set(seq, Slot.Skip);
+      return;
+    }
+    if (held.use(statement)) {
+      stats.hits++;
+      q.set(seq, clientParse ? Slot.EmitParseComplete : Slot.Skip);
+      if (q.head === seq && server.atMessageBoundary) this.emitReadyReplies();
+      return;
+    }
+    stats.misses++;
+    held.add(statement);
+    q.set(seq, clientParse ? Slot.Parse : Slot.SwallowParse);
+    this.pool!.stats.bytesFromClients += statement.parse.length;
+    if (!server.write(statement.parse)) this.socket.pause();
+  }
+
+  /**
+   * Sends the replies pgmux owes in the server's place once every earlier reply has reached the client:
+   * called where the server's stream is between messages.
+   */
+  emitReadyReplies(): void {
+    const q = this.replies!;
+    while (q.size > 0) {
+      const kind = q.headKind;
+      if (kind === Slot.Skip) {
+        q.shift();
+      } else if (kind === Slot.EmitParseComplete) {
+        q.shift();
+        const bytes = PrebuiltBackendMessage.ParseComplete;
+        if (this.trace !== null) this.trace.record(TraceDirection.B2F, bytes, 0, bytes.length);
+        this.socket.write(bytes);
+      } else {
+        return;
+      }
+    }
+  }
+
+  /**
+   * The server answered the head slot with an ErrorResponse. In an extended-protocol exchange it now skips
+   * every message up to the next Sync: what those would have done to its statements did not happen, and
+   * their replies (pgmux's own included) never come.
+   */
+  replyError(server: ServerConnection): void {
+    const q = this.replies!;
+    if (q.size === 0) return;
+    const kind = q.headKind;
+    if (kind === Slot.Simple) return;
+    this.undoSlot(server, kind, q.headRef);
+    q.shift();
+    while (q.size > 0 && q.headKind !== Slot.Sync) {
+      this.undoSlot(server, q.headKind, q.headRef);
+      q.shift();
+    }
+    if (q.size === 0) q.skipping = true;
+  }
+
+  private undoSlot(server: ServerConnection, kind: number, statement: PreparedStatement | null): void {
+    if (statement === null) return;
+    if (kind === Slot.Parse || kind === Slot.SwallowParse) server.statements!.delete(statement);
+    else if (kind === Slot.SwallowClose) server.statements!.add(statement);
+  }
+
+  /** Whether a server left by this client may hold statements pgmux cannot account for. */
+  get statementsUnsettled(): boolean {
+    const q = this.replies;
+    if (q === null) return false;
+    for (let seq = q.head; seq < q.tail; seq++) {
+      const kind = q.kindAt(seq);
+      if (kind === Slot.Parse || kind === Slot.SwallowParse || kind === Slot.SwallowClose) return true;
+    }
+    return false;
   }
 
   /**
@@ -434,8 +689,13 @@ export class ClientSession {
       if (!server.write(bytes)) this.socket.pause();
       return;
     }
-    this.pending.push(bytes);
-    this.pendingBytes += bytes.length;
+    this.hold(bytes);
+  }
+
+  /** Keeps what is for a server until one is linked, asking the pool for one if the client had none. */
+  private hold(item: Buffer | StatementStep): void {
+    this.pending.push(item);
+    this.pendingBytes += Buffer.isBuffer(item) ? item.length : item.statement.parse.length;
     if (this.pendingBytes > MAX_PENDING_BYTES) this.socket.pause();
     if (this.state === ClientState.Idle) {
       this.state = ClientState.Waiting;
@@ -464,13 +724,39 @@ export class ClientSession {
     this.pending = [];
     this.pendingBytes = 0;
     let ok = true;
-    for (const b of held) {
-      this.pool!.stats.bytesFromClients += b.length;
-      ok = server.write(b);
+    if (this.replies !== null) {
+      server.socket.cork();
+      this.evictStatements(server);
+    }
+    for (const item of held) {
+      if (Buffer.isBuffer(item)) {
+        this.pool!.stats.bytesFromClients += item.length;
+        ok = server.write(item);
+      } else {
+        this.settleStatement(server, item.seq, item.statement, item.clientParse);
+      }
+    }
+    if (this.replies !== null) {
+      server.socket.uncork();
+      this.emitReadyReplies();
     }
     if (ok) this.socket.resume();
     // What was held may need no reply at all (CopyData after a COPY the server ended): nothing to wait for.
     if (this.owed === 0 && this.releasable(server.status)) this.pool!.release(server);
+  }
+
+  /**
+   * Keeps the server within max_prepared_statements: the least recently used statements beyond it are
+   * closed before anything of this client's is written (their CloseComplete swallowed), so no statement
+   * this client is about to use is closed under it.
+   */
+  private evictStatements(server: ServerConnection): void {
+    const evicted = server.statements!.takeOverflow();
+    if (evicted === null) return;
+    const q = this.replies!;
+    for (let i = evicted.length - 1; i >= 0; i--) q.unshift(Slot.SwallowClose, evicted[i]!);
+    for (const statement of evicted) server.write(closeStatement(statement));
+    this.pool!.statements!.stats.evictions += evicted.length;
   }
 
   /**
@@ -539,11 +825,13 @@ export class ClientSession {
     if (this.syncsOwed > 0) {
       this.owed -= this.syncsOwed;
       this.syncsOwed = 0;
+      this.replies?.dropAfterHead(Slot.Sync);
     }
   }
 
   /** The pool took the server back. */
   unlinked(): void {
+    this.replies?.clear();
     this.server = null;
     this.state = ClientState.Idle;
     this.copyInExtended = false;
@@ -633,6 +921,13 @@ export class ClientSession {
     this.server = null;
     if (server !== null && server.client === this) pool.reclaim(server, this);
   }
+}
+
+/** A statement to settle on the server once one is linked (see statementStep). */
+interface StatementStep {
+  readonly seq: number;
+  readonly statement: PreparedStatement;
+  readonly clientParse: boolean;
 }
 
 const NO = Buffer.from("N");

@@ -44,10 +44,15 @@ export class MessageCursor {
    * @param maxPeekBytes a peeked message longer than this is reported by its header only.
    */
   constructor(
-    readonly peek: Uint8Array,
+    public peek: Uint8Array,
     private readonly maxMessageBytes: number,
-    private readonly maxPeekBytes = 64 * 1024,
+    public maxPeekBytes = 64 * 1024,
   ) {}
+
+  /** Part of a header has been read: its type and length are not known yet. */
+  get inHeader(): boolean {
+    return this.headFill > 0;
+  }
 
   /** True between messages: no header or body bytes of an unfinished message have passed. */
   get atBoundary(): boolean {
@@ -71,6 +76,8 @@ export class MessageCursor {
     }
     const end = chunk.length;
     this.event = CursorEvent.None;
+    // A body copied for a rare large message is not kept for the life of the connection.
+    if (this.peekBuf.length > RETAINED_PEEK_BYTES && !this.peeking) this.peekBuf = EMPTY;
     if (this.bodyLeft > 0) {
       const take = Math.min(this.bodyLeft, end - pos);
       if (this.peeking) {
@@ -134,3 +141,13 @@ export class MessageCursor {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** Largest copy buffer a cursor keeps between messages. */
+const RETAINED_PEEK_BYTES = 64 * 1024;
+
+/** The 5 header bytes of a message, for re-sending a header whose bytes arrived split across chunks. */
+export function messageHeader(type: number, length: number): Buffer {
+  const b = Buffer.allocUnsafe(5);
+  b[0] = type;
+  b.writeUInt32BE(length, 1);
+  return b;
+}

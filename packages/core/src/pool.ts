@@ -4,6 +4,7 @@ import type { ClientSession } from "./client-session.js";
 import { PoolHistograms } from "./duration-histogram.js";
 import type { Pooler } from "./pooler.js";
 import type { DatabaseSettings, PoolMode } from "./pooler-settings.js";
+import { StatementCache } from "./prepared-statements.js";
 import { type InternalResult, ServerConnection, ServerState } from "./server-connection.js";
 import type { ScramKeys } from "./server-login.js";
 import { parameterSyncQuery, recordParameterSync } from "./tracked-parameters.js";
@@ -64,6 +65,11 @@ export class Pool {
   };
   /** Durations of client waits, transactions and queries, observed where the counters above are bumped. */
   readonly histograms = new PoolHistograms();
+  /**
+   * The pool's prepared statements when pgmux carries them across servers (transaction and statement
+   * pools with max_prepared_statements > 0), else null and clients' statements pass through untouched.
+   */
+  readonly statements: StatementCache | null;
 
   constructor(
     readonly pooler: Pooler,
@@ -80,6 +86,11 @@ export class Pool {
     this.serverUser = database.user ?? user;
     this.serverSecret = database.password ?? s.users.get(this.serverUser);
     this.log = pooler.log.child({ pool: this.name });
+    this.statements =
+      this.mode !== "session" && s.maxPreparedStatements > 0
+        ? // Sharing reaches further than one server holds, so clients keep meeting each other's texts.
+          new StatementCache(Math.max(1000, s.maxPreparedStatements * 10))
+        : null;
   }
 
   get idleCount(): number {
@@ -279,8 +290,17 @@ export class Pool {
   /** Takes a server back from its client, which owes nothing and is outside a transaction. */
   release(server: ServerConnection): void {
     const client = server.client;
+    // Replies still expected at a releasing ReadyForQuery mean pgmux lost track of the exchange: which
+    // statements the server holds is then unknown, so it is not lent again.
+    const lostTrack = client?.replies != null && client.replies.size > 0;
     if (client !== null) client.unlinked();
     this.active--;
+    if (lostTrack) {
+      server.log.warn({ reason: "reply bookkeeping out of step" }, "closing server");
+      server.deactivate(this.pooler.now());
+      server.close("reply bookkeeping out of step");
+      return;
+    }
     const now = this.pooler.now();
     server.deactivate(now);
     // It may have been paused for the client's backpressure; the next client must find it reading.
@@ -300,6 +320,11 @@ export class Pool {
     server.resumeReading();
     if (!server.atMessageBoundary || !client.atMessageBoundary || server.copyBoth) {
       server.close("client left in the middle of a message");
+      return;
+    }
+    if (client.statementsUnsettled) {
+      // Whether the server now holds the statements being prepared for the client is unknown.
+      server.close("client left while statements were being prepared");
       return;
     }
     const repair = client.repairMessages();
@@ -333,7 +358,9 @@ export class Pool {
       return;
     }
     if (what === "server_reset_query") {
-      // DISCARD ALL and friends reset every session parameter to the server's defaults.
+      // DISCARD ALL and friends reset every session parameter to the server's defaults (and DISCARD ALL
+      // or DEALLOCATE ALL drop its prepared statements).
+      server.statements?.clear();
       server.params.clear();
       for (const [k, v] of this.welcome ?? []) server.params.set(k, v);
     }

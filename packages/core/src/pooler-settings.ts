@@ -70,6 +70,12 @@ export interface PoolerSettings {
   readonly ignoreStartupParameters: ReadonlySet<string>;
   /** Largest message accepted from either side. */
   readonly maxPacketSize: number;
+  /**
+   * Protocol-level prepared statements each server may hold for transaction and statement pools, where
+   * pgmux renames clients' statements and prepares them on whichever server a client gets; 0 turns that
+   * off (named statements then pass through untouched, as in PgBouncer before 1.21).
+   */
+  readonly maxPreparedStatements: number;
   readonly databases: ReadonlyMap<string, DatabaseSettings>;
   /** The "*" entry: any other database name, connected to with these settings. */
   readonly fallbackDatabase: DatabaseSettings | null;
@@ -111,6 +117,7 @@ export const DEFAULT_SETTINGS: PoolerSettings = {
   idleTransactionTimeoutMs: 0,
   ignoreStartupParameters: new Set(),
   maxPacketSize: 2_147_483_647,
+  maxPreparedStatements: 200,
   databases: new Map(),
   fallbackDatabase: null,
   userSettings: new Map(),

@@ -11,8 +11,10 @@ import {
 } from "@pgmux/protocol";
 import type { Logger } from "pino";
 import type { ClientSession } from "./client-session.js";
-import { CursorEvent, MessageCursor } from "./message-cursor.js";
+import { CursorEvent, MessageCursor, messageHeader } from "./message-cursor.js";
 import type { Pool } from "./pool.js";
+import { ServerStatements } from "./prepared-statements.js";
+import { completes, type ReplyQueue, Slot } from "./reply-queue.js";
 import { ServerLogin } from "./server-login.js";
 import { isReportedParameter } from "./tracked-parameters.js";
 
@@ -38,6 +40,22 @@ const W = BackendMessageType.CopyBothResponse;
 /** The server→client types the pooler must look inside; everything else passes by its header. */
 const PEEK = new Uint8Array(256);
 for (const t of [Z, S, E, G, W]) PEEK[t] = 1;
+
+/** Slots the server never answers: pgmux settles them as soon as they reach the head. */
+const NO_REPLY = new Uint8Array(16);
+NO_REPLY[Slot.Skip] = NO_REPLY[Slot.EmitParseComplete] = 1;
+/** Slots whose reply is pgmux's own and never reaches the client. */
+const SWALLOW = new Uint8Array(16);
+SWALLOW[Slot.SwallowParse] = SWALLOW[Slot.SwallowClose] = 1;
+
+function holdsSwallow(q: ReplyQueue): boolean {
+  for (let seq = q.head; seq < q.tail; seq++) if (SWALLOW[q.kindAt(seq)] === 1) return true;
+  return false;
+}
+
+function describeReply(type: number): string {
+  return `'${String.fromCharCode(type)}'`;
+}
 
 /** What a pgmux-owned query found: the last ReadyForQuery status, and the first error's message if any. */
 export interface InternalResult {
@@ -73,6 +91,8 @@ export class ServerConnection {
   /** When the current state began (connect, internal query): the janitor's deadline clock. */
   stateSince: number;
   closeReason = "";
+  /** The prepared statements this server holds under pgmux's names (null where pgmux does not track them). */
+  readonly statements: ServerStatements | null;
 
   readonly socket: net.Socket;
   readonly log: Logger;
@@ -89,6 +109,8 @@ export class ServerConnection {
   ) {
     this.createdAt = this.lastUsedAt = this.stateSince = now;
     this.generation = pool.generation;
+    this.statements =
+      pool.statements !== null ? new ServerStatements(pool.pooler.settings.maxPreparedStatements) : null;
     const db = pool.database;
     this.log = pool.log.child({ server: this.id });
     this.cursor = new MessageCursor(PEEK, pool.pooler.settings.maxPacketSize);
@@ -194,48 +216,110 @@ export class ServerConnection {
     this.close(`login failed: ${reason}`);
   }
 
-  /** Server → client traffic of a linked client: headers only; whole chunks forwarded. */
+  /**
+   * Server → client traffic of a linked client: headers only; whole chunks forwarded. Where the client's
+   * prepared statements are carried across servers, each reply is matched with what it answers, so that
+   * replies to pgmux's own messages are cut out and the ones pgmux gives in the server's place are put in.
+   */
   private onActiveData(chunk: Buffer, from: number): void {
     const client = this.client!;
+    const q = client.replies;
     const cur = this.cursor;
     const end = chunk.length;
     let pos = from;
+    let messageStart = cur.atBoundary ? from : -1;
     while (pos < end || cur.pending) {
+      if (cur.atBoundary) messageStart = pos;
       pos = cur.advance(chunk, pos);
-      if (cur.event !== CursorEvent.Message) continue;
-      switch (cur.type) {
-        case Z:
-          this.status = cur.body[cur.bodyStart]!;
-          if (client.readyForQuery(this.status)) {
-            // Everything owed has arrived: forward up to here, let the server go, and treat any bytes
-            // after it as the now unlinked server's.
-            client.forward(from === 0 && pos === end ? chunk : chunk.subarray(from, pos));
-            this.pool.release(this);
-            if (pos < end) this.onData(chunk.subarray(pos));
-            return;
-          }
-          break;
-        case S:
-          this.onParameterStatus(cur.body, cur.bodyStart, cur.bodyEnd, client);
-          break;
-        case E:
-          this.pool.pooler.stats.countServerError(cur.body, cur.bodyStart, cur.bodyEnd);
-          break;
-        case G:
-          client.copyInStarted();
-          break;
-        case W:
-          this.copyBoth = true;
-          if (this.pool.mode !== "session") {
-            // A COPY BOTH stream never ends in a ReadyForQuery this pool could release on.
-            queueMicrotask(() => client.fail("server_terminated_copy_both", { mode: this.pool.mode }));
-          }
-          break;
+      if (cur.event === CursorEvent.Header) {
+        if (q !== null) from = this.onReplyHeader(client, q, chunk, from, messageStart, pos);
+      } else if (cur.event === CursorEvent.Message) {
+        switch (cur.type) {
+          case Z:
+            this.status = cur.body[cur.bodyStart]!;
+            if (client.readyForQuery(this.status)) {
+              // Everything owed has arrived: forward up to here, let the server go, and treat any bytes
+              // after it as the now unlinked server's.
+              client.forward(from === 0 && pos === end ? chunk : chunk.subarray(from, pos));
+              this.pool.release(this);
+              if (pos < end) this.onData(chunk.subarray(pos));
+              return;
+            }
+            break;
+          case S:
+            this.onParameterStatus(cur.body, cur.bodyStart, cur.bodyEnd, client);
+            break;
+          case E:
+            this.pool.pooler.stats.countServerError(cur.body, cur.bodyStart, cur.bodyEnd);
+            break;
+          case G:
+            client.copyInStarted();
+            break;
+          case W:
+            this.copyBoth = true;
+            if (this.pool.mode !== "session") {
+              // A COPY BOTH stream never ends in a ReadyForQuery this pool could release on.
+              queueMicrotask(() => client.fail("server_terminated_copy_both", { mode: this.pool.mode }));
+            }
+            break;
+        }
+      }
+      if (q !== null && q.size > 0 && NO_REPLY[q.headKind] === 1 && cur.atBoundary) {
+        // Every earlier reply has gone by: the ones pgmux owes in the server's place follow here.
+        if (pos > from) client.forward(chunk.subarray(from, pos));
+        from = pos;
+        client.emitReadyReplies();
       }
     }
-    client.forward(from === 0 ? chunk : chunk.subarray(from));
+    let stop = end;
+    if (q !== null && cur.inHeader && holdsSwallow(q)) {
+      // The next reply may be one to cut out: its first header bytes wait until it is known.
+      stop = messageStart < 0 ? from : messageStart;
+      this.heldHeader = true;
+    }
+    if (from === 0 && stop === end) client.forward(chunk);
+    else if (from < stop) client.forward(chunk.subarray(from, stop));
   }
 
+  /** Part of a reply header was held back with the previous chunk (see onActiveData). */
+  private heldHeader = false;
+
+  /**
+   * A reply's header: the head slot it completes is settled. Returns where the unforwarded bytes of the
+   * chunk now start.
+   */
+  private onReplyHeader(
+    client: ClientSession,
+    q: ReplyQueue,
+    chunk: Buffer,
+    from: number,
+    messageStart: number,
+    pos: number,
+  ): number {
+    const cur = this.cursor;
+    const type = cur.type;
+    const held = this.heldHeader;
+    this.heldHeader = false;
+    if (q.size > 0 && completes(q.headKind, type)) {
+      if (type === E) {
+        client.replyError(this);
+      } else if (SWALLOW[q.headKind] === 1) {
+        if (cur.length !== 4) throw new ProtocolError(`${describeReply(type)} with a body`);
+        q.shift();
+        // pgmux's own Parse or Close was answered: the reply is cut out of what the client receives.
+        const start = held ? from : messageStart;
+        if (start > from) client.forward(chunk.subarray(from, start));
+        return pos;
+      } else {
+        q.shift();
+      }
+    }
+    if (held) {
+      client.forward(messageHeader(type, cur.length));
+      return pos;
+    }
+    return from;
+  }
   private onParameterStatus(body: Buffer, start: number, end: number, client: ClientSession | null): void {
     const msg = decodeBackendMessage(S, body, start, end);
     if (msg.type !== "ParameterStatus") return;

@@ -67,6 +67,7 @@ export function settingsFromConfig(config: PgmuxConfig): PoolerSettings {
     idleTransactionTimeoutMs: ms(g.idle_transaction_timeout),
     ignoreStartupParameters: new Set(g.ignore_startup_parameters.map((p) => p.toLowerCase())),
     maxPacketSize: g.max_packet_size,
+    maxPreparedStatements: g.max_prepared_statements,
     databases,
     fallbackDatabase,
     userSettings,

@@ -183,6 +183,7 @@ const IMPLEMENTED_GENERAL_KEYS = [
   "idle_transaction_timeout",
   "ignore_startup_parameters",
   "max_packet_size",
+  "max_prepared_statements",
   "admin_users",
   "stats_users",
   "admin_listen_addr",

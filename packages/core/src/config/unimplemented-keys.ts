@@ -39,7 +39,6 @@ export const UNIMPLEMENTED_KEYS = {
     "max_user_client_connections",
     "server_round_robin",
     "server_fast_close",
-    "max_prepared_statements",
     "track_extra_parameters",
     "disable_pqexec",
     "application_name_add_host",
