@@ -196,6 +196,16 @@ describe("set_config", () => {
     ]);
   });
 
+  test("an alias, with or without AS, keeps set_config replayable", () => {
+    const replay = "SELECT pg_catalog.set_config('a', 'b', false)";
+    expect(effects("SELECT set_config('a', 'b', false) AS x")).toEqual([set("a", replay)]);
+    expect(effects("SELECT set_config('a', 'b', false) x")).toEqual([set("a", replay)]);
+    expect(effects("SELECT set_config('a', 'b', false) \"X\", set_config('c', 'd', false)")).toEqual([
+      set("a", replay),
+      set("c", "SELECT pg_catalog.set_config('c', 'd', false)"),
+    ]);
+  });
+
   test("several set_config calls in one SELECT yield one SET each, local ones skipped", () => {
     expect(
       effects("SELECT set_config('a', '1', false), set_config('b', '2', true), set_config('c', '3', false)"),

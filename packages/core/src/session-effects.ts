@@ -591,10 +591,11 @@ class Analyzer {
       lx.next();
       const local = this.word("true");
       if ((!local && !this.word("false")) || lx.next() !== SqlToken.CloseParen) return false;
+      // An alias, with or without AS; a bare word followed by more (FROM t) is not one and fails below.
       if (lx.next() === SqlToken.Word && this.word("as")) {
         if (!isName(lx.next())) return false;
         lx.next();
-      }
+      } else if (isName(lx.kind)) lx.next();
       if (!local) {
         sets.push({
           kind: "set",
