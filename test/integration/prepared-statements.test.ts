@@ -253,6 +253,27 @@ describe("the replies a client sees, byte for byte", () => {
     }
   });
 
+  test("a Parse of a text a server already accepted is answered at once, even with every server taken", async () => {
+    const a = await peer();
+    a.send(Buffer.concat([parse("known", "select 'known'::text"), SYNC]));
+    expect(shape(await a.untilReady())).toEqual(["ParseComplete", "ZI"]);
+    const holders = [await occupyOneServer(), await occupyOneServer()];
+    const b = await peer();
+    try {
+      b.send(Buffer.concat([parse("mine", "select 'known'::text"), SYNC]));
+      expect(shape(await b.untilReady(1000))).toEqual(["ParseComplete", "ZI"]);
+    } finally {
+      for (const h of holders) h.destroy();
+    }
+    try {
+      b.send(Buffer.concat([execute("mine"), SYNC]));
+      expect(firstColumn(await b.untilReady())).toEqual(["known"]);
+    } finally {
+      a.destroy();
+      b.destroy();
+    }
+  });
+
   test("an error in a pipeline: the skipped statements are prepared again when next used", async () => {
     const client = await peer();
     try {

@@ -497,6 +497,14 @@ export class ClientSession {
         if (statements.size > MAX_CLIENT_STATEMENTS) {
           throw new ProtocolError(`more than ${MAX_CLIENT_STATEMENTS} prepared statements on one connection`);
         }
+        if (statement.validated && whole && this.answersAlone(from, messageStart + 5, chunk.length)) {
+          // A text some server has already accepted, from a client holding no server: nothing to ask.
+          // Taking a server here could wait on clients that hold theirs until this one answers (pgbench
+          // -M prepared prepares synchronously, one connection at a time, on a thread of many clients).
+          this.socket.write(PrebuiltBackendMessage.ParseComplete);
+          this.unsynced = false;
+          return pos;
+        }
         this.sendBefore(chunk, from, messageStart);
         this.statementStep(statement, true);
         return pos;

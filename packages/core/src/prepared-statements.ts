@@ -9,6 +9,8 @@ export class PreparedStatement {
   readonly parse: Buffer;
   /** The server-side name as a C string (with its NUL), spliced into Bind and Describe. */
   readonly nameBytes: Buffer;
+  /** A server has answered its Parse with ParseComplete: the text is valid SQL (or was, before any DDL). */
+  validated = false;
 
   constructor(
     readonly serverName: string,

@@ -36,6 +36,7 @@ const N = BackendMessageType.NoticeResponse;
 const A = BackendMessageType.NotificationResponse;
 const G = BackendMessageType.CopyInResponse;
 const W = BackendMessageType.CopyBothResponse;
+const ParseComplete = BackendMessageType.ParseComplete;
 
 /** The server→client types the pooler must look inside; everything else passes by its header. */
 const PEEK = new Uint8Array(256);
@@ -305,12 +306,14 @@ export class ServerConnection {
         client.replyError(this);
       } else if (SWALLOW[q.headKind] === 1) {
         if (cur.length !== 4) throw new ProtocolError(`${describeReply(type)} with a body`);
+        if (type === ParseComplete && q.headRef !== null) q.headRef.validated = true;
         q.shift();
         // pgmux's own Parse or Close was answered: the reply is cut out of what the client receives.
         const start = held ? from : messageStart;
         if (start > from) client.forward(chunk.subarray(from, start));
         return pos;
       } else {
+        if (type === ParseComplete && q.headRef !== null) q.headRef.validated = true;
         q.shift();
       }
     }
