@@ -6,6 +6,7 @@ import {
   encodeErrorResponse,
   encodeNegotiateProtocolVersion,
   encodeParameterStatus,
+  encodeQuery,
   encodeSync,
   errorFields,
   FrameReader,
@@ -28,6 +29,7 @@ import {
   describeStatement,
   MAX_CLIENT_STATEMENTS,
   rewriteBind,
+  rewriteParseText,
   statementName,
 } from "./client-statements.js";
 import { CursorEvent, MessageCursor, messageHeader } from "./message-cursor.js";
@@ -38,6 +40,8 @@ import type { PreparedStatement } from "./prepared-statements.js";
 import { ReplyQueue, Slot } from "./reply-queue.js";
 import type { ServerConnection } from "./server-connection.js";
 import type { ScramKeys } from "./server-login.js";
+import { analyzeSessionEffects, type SessionEffect } from "./session-effects.js";
+import { firstPin, refusalSql, SessionState } from "./session-state.js";
 import { TraceDirection, type TraceTap } from "./tracer.js";
 import { normalizeParameterValue, trackedParameterName } from "./tracked-parameters.js";
 
@@ -59,9 +63,12 @@ export type ClientState = (typeof ClientState)[keyof typeof ClientState];
 const T = FrontendMessageType;
 /** Where pgmux leaves clients' statements alone, nothing from the client needs its body read: headers only. */
 const PEEK_NONE = new Uint8Array(256);
-/** Where it carries them across servers: the messages that name a statement are read whole. */
+/** In transaction and statement pools, query texts are read whole for the session state they create. */
+const PEEK_TEXTS = new Uint8Array(256);
+PEEK_TEXTS[T.Query] = PEEK_TEXTS[T.Parse] = 1;
+/** Where prepared statements are carried across servers, the messages that name one are read whole too. */
 const PEEK_STATEMENTS = new Uint8Array(256);
-for (const t of [T.Parse, T.Bind, T.Describe, T.Close]) PEEK_STATEMENTS[t] = 1;
+for (const t of [T.Query, T.Parse, T.Bind, T.Describe, T.Close]) PEEK_STATEMENTS[t] = 1;
 /** Messages whose body is empty by definition: one with a body would be read differently by the server. */
 const EMPTY_BODY = new Uint8Array(256);
 for (const t of [T.Sync, T.Flush, T.CopyDone, T.Terminate]) EMPTY_BODY[t] = 1;
@@ -129,6 +136,8 @@ export class ClientSession {
    */
   statements: ClientStatements | null = null;
   replies: ReplyQueue | null = null;
+  /** In transaction and statement pools: the SETs and pins this client's statements created. Else null. */
+  session: SessionState | null = null;
 
   constructor(
     readonly pooler: Pooler,
@@ -332,11 +341,15 @@ export class ClientSession {
     }
     if (scramKeys !== null && pool.clientScramKeys === null) pool.clientScramKeys = scramKeys;
     this.pool = pool;
+    if (pool.mode !== "session") {
+      this.session = new SessionState();
+      this.cursor.peek = PEEK_TEXTS;
+      this.cursor.maxPeekBytes = this.pooler.settings.maxPacketSize;
+    }
     if (pool.statements !== null) {
       this.statements = new ClientStatements(pool.statements);
       this.replies = new ReplyQueue();
       this.cursor.peek = PEEK_STATEMENTS;
-      this.cursor.maxPeekBytes = this.pooler.settings.maxPacketSize;
     }
     this.state = ClientState.Welcome;
     this.waitingSince = this.pooler.now();
@@ -383,13 +396,15 @@ export class ClientSession {
     let from = 0;
     /** Where the current message began in this chunk; -1 when it began in an earlier one. */
     let messageStart = cur.atBoundary ? 0 : -1;
+    /** Some messages are read whole here, so an unfinished one may be held back at the chunk's end. */
+    const tracking = cur.peek !== PEEK_NONE;
     const server = this.state === ClientState.Active ? this.server : null;
     if (q !== null && server !== null) server.socket.cork();
     while (pos < end || cur.pending) {
       if (cur.atBoundary) messageStart = pos;
       pos = cur.advance(chunk, pos);
       if (cur.event === CursorEvent.Message) {
-        // Only pools that carry prepared statements read bodies: a message that names a statement.
+        // Only transaction and statement pools read bodies: query texts, and messages naming a statement.
         from = this.onStatementMessage(chunk, from, messageStart, pos);
         continue;
       }
@@ -397,7 +412,7 @@ export class ClientSession {
       if (cur.length !== 4 && EMPTY_BODY[cur.type] === 1) {
         throw new ProtocolError(`${describeType(cur.type)} message with a body of ${cur.length - 4} bytes`);
       }
-      if (q !== null && messageStart < 0 && cur.peek[cur.type] !== 1) {
+      if (tracking && messageStart < 0 && cur.peek[cur.type] !== 1) {
         // Its first header bytes were held back with the previous chunk (it might have been a message to
         // rewrite): they go now, whole.
         this.send(messageHeader(cur.type, cur.length));
@@ -409,6 +424,7 @@ export class ClientSession {
           if (this.unsynced) this.booksReliable = false;
           if (this.owed++ === 0) this.queryStartedAt = this.pooler.now();
           if (q !== null) this.pushSlot(Slot.Simple, null);
+          if (this.session !== null) this.session.requestsSent++;
           break;
         case T.Sync:
           if (this.answersAlone(from, pos, end)) {
@@ -421,6 +437,7 @@ export class ClientSession {
             if (this.owed++ === 0) this.queryStartedAt = this.pooler.now();
             this.syncsOwed++;
             if (q !== null) this.pushSlot(Slot.Sync, null);
+            if (this.session !== null) this.session.requestsSent++;
           }
           this.unsynced = false;
           break;
@@ -456,7 +473,7 @@ export class ClientSession {
       }
     }
     let stop = end;
-    if (q !== null && !cur.atBoundary && (cur.inHeader || cur.peek[cur.type] === 1)) {
+    if (tracking && !cur.atBoundary && (cur.inHeader || cur.peek[cur.type] === 1)) {
       // A message that may need rewriting is unfinished: its bytes so far wait for the rest of it.
       stop = messageStart < 0 ? from : messageStart;
     }
@@ -483,21 +500,47 @@ export class ClientSession {
     const end = cur.bodyEnd;
     /** The message lies whole in this chunk (else its bytes so far were held back and must be re-sent). */
     const whole = messageStart >= 0;
+    if (cur.type === T.Query) {
+      // The text ends at its NUL, the body's last byte.
+      const refused = this.onQueryText(body, start, end - 1, this.session!.requestsSent, null);
+      if (refused === null) return whole ? from : this.resendWhole(pos);
+      this.sendBefore(chunk, from, messageStart);
+      this.send(refused);
+      return pos;
+    }
     this.unsynced = true;
     switch (cur.type) {
       case T.Parse: {
         const nameEnd = cstringEnd(body, start, end, "Parse statement name");
-        if (nameEnd === start) {
-          this.pushSlot(Slot.Parse, null);
+        const textEnd = cstringEnd(body, nameEnd + 1, end, "Parse query text");
+        const refused = this.onQueryText(body, nameEnd + 1, textEnd, this.session!.requestsSent + 1, {
+          nameEnd,
+          textEnd,
+        });
+        if (refused !== null) {
+          // The refusal is parsed in the statement's place: the client meets its error when it runs it.
+          this.sendBefore(chunk, from, messageStart);
+          this.send(refused);
+          if (this.replies !== null) this.pushSlot(Slot.Parse, null);
+          this.statements?.forget(statementName(body, start, nameEnd));
+          return pos;
+        }
+        if (nameEnd === start || this.statements === null) {
+          if (this.replies !== null) this.pushSlot(Slot.Parse, null);
           break;
         }
-        const statements = this.statements!;
+        const statements = this.statements;
         const statement = statements.cache.statementFor(body, nameEnd + 1, end);
         statements.define(statementName(body, start, nameEnd), statement);
         if (statements.size > MAX_CLIENT_STATEMENTS) {
           throw new ProtocolError(`more than ${MAX_CLIENT_STATEMENTS} prepared statements on one connection`);
         }
-        if (statement.validated && whole && this.answersAlone(from, messageStart + 5, chunk.length)) {
+        if (
+          statement.validated &&
+          !this.textHadEffects &&
+          whole &&
+          this.answersAlone(from, messageStart + 5, chunk.length)
+        ) {
           // A text some server has already accepted, from a client holding no server: nothing to ask.
           // Taking a server here could wait on clients that hold theirs until this one answers (pgbench
           // -M prepared prepares synchronously, one connection at a time, on a thread of many clients).
@@ -558,10 +601,44 @@ export class ClientSession {
         return pos;
       }
     }
-    if (whole) return from;
-    // Passed through unchanged, but its bytes were split across chunks: they go now, in one piece.
-    this.send(Buffer.concat([messageHeader(cur.type, cur.length), body.subarray(start, end)]));
+    return whole ? from : this.resendWhole(pos);
+  }
+
+  /** The current message passes unchanged, but its bytes were split across chunks: they go now, in one piece. */
+  private resendWhole(pos: number): number {
+    const cur = this.cursor;
+    this.send(Buffer.concat([messageHeader(cur.type, cur.length), cur.body.subarray(cur.bodyStart, cur.bodyEnd)]));
     return pos;
+  }
+
+  /** Set by onQueryText: the text it last read changes session state. */
+  private textHadEffects = false;
+
+  /**
+   * Reads a query text (of a Query, or of a Parse when `parse` says where its parts end) for the session
+   * state it creates, to be applied once request number `request` succeeds. Returns the message to send
+   * instead when the pool refuses such state (session_state = error), else null.
+   */
+  private onQueryText(
+    body: Buffer,
+    start: number,
+    end: number,
+    request: number,
+    parse: { readonly nameEnd: number; readonly textEnd: number } | null,
+  ): Buffer | null {
+    const effects = analyzeSessionEffects(body, start, end);
+    this.textHadEffects = effects !== null;
+    if (effects === null) return null;
+    const policy = this.pool!.sessionState;
+    const pin = firstPin(effects);
+    if (pin !== undefined && policy === "error") {
+      this.pool!.stats.refusedSessionState++;
+      const sql = refusalSql(pin.reason);
+      if (parse === null) return encodeQuery({ query: sql });
+      return rewriteParseText(body, this.cursor.bodyStart, parse.nameEnd, parse.textEnd, this.cursor.bodyEnd, sql);
+    }
+    this.session!.expect(request, policy === "allow" ? effects.filter((e) => e.kind !== "pin") : effects);
+    return null;
   }
 
   /** Sends the chunk's bytes before the current message (the ones before it still unsent). */
@@ -782,6 +859,10 @@ export class ClientSession {
    */
   readyForQuery(status: number): boolean {
     const pool = this.pool!;
+    if (this.session !== null) {
+      const effects = this.session.ready(status);
+      if (effects !== null) this.applyEffects(effects);
+    }
     // A server in COPY IN sends no ReadyForQuery: one means the COPY is over, whether or not the client
     // ever sent CopyDone (a client may move on after the server rejected the COPY).
     this.copyIn = false;
@@ -807,12 +888,43 @@ export class ClientSession {
     return this.releasable(status);
   }
 
+  /**
+   * Session state that held on the linked server: the client's SETs (the server now has exactly the
+   * client's), pins counted, and prepared statements the server dropped (DISCARD ALL, DEALLOCATE ALL).
+   */
+  private applyEffects(effects: readonly SessionEffect[]): void {
+    const session = this.session!;
+    const wasPinned = session.pins;
+    const { resetAll, statementsGone } = session.apply(effects);
+    const server = this.server;
+    if (server !== null) {
+      server.sessionSets.clear();
+      for (const [name, sql] of session.sets) server.sessionSets.set(name, sql);
+      if (resetAll) server.forgetUnreportedParameters();
+      if (statementsGone) server.statements?.clear();
+    }
+    if (statementsGone) this.statements?.clear();
+    const pool = this.pool!;
+    for (const reason of session.pins.keys()) {
+      if (!wasPinned.has(reason)) {
+        pool.pinsByReason.set(reason, (pool.pinsByReason.get(reason) ?? 0) + 1);
+        this.log.debug({ reason }, "client pinned to its server");
+      }
+    }
+  }
+
+  /** The server reported an error while this client's request ran. */
+  serverError(): void {
+    this.session?.error();
+  }
+
   /** Whether the linked server may go back to the pool now: nothing owed or half-sent, outside a transaction. */
   releasable(status: number): boolean {
     const server = this.server;
     return (
       server !== null &&
       this.pool!.mode !== "session" &&
+      !(this.session?.pinned ?? false) &&
       status === TransactionStatus.Idle &&
       this.owed === 0 &&
       !this.unsynced &&
@@ -831,9 +943,11 @@ export class ClientSession {
     // COPY IN mode and ignores it: those ReadyForQuery will never come.
     this.copyInExtended = this.syncsOwed > 0;
     if (this.syncsOwed > 0) {
+      const dropped = this.syncsOwed;
       this.owed -= this.syncsOwed;
       this.syncsOwed = 0;
       this.replies?.dropAfterHead(Slot.Sync);
+      this.session?.forgetRequests(dropped);
     }
   }
 

@@ -1,5 +1,6 @@
 import { encodeClose, FrontendMessageType, ProtocolError } from "@pgmux/protocol";
 import type { PreparedStatement, StatementCache } from "./prepared-statements.js";
+import { SqlLexer, SqlToken } from "./sql-lexer.js";
 
 /** Most named statements one client may hold at once: its map is the one thing it could grow unbounded. */
 export const MAX_CLIENT_STATEMENTS = 100_000;
@@ -105,3 +106,50 @@ export function closeStatement(statement: PreparedStatement): Buffer {
  * has, which PostgreSQL answers with CloseComplete in its place in the reply order, and nothing else.
  */
 export const CLOSE_NOTHING = encodeClose({ kind: "S", name: "pgmux_closed" });
+
+/**
+ * The client's Parse with its query text replaced by `sql`, keeping its name and as many parameters as the
+ * original declared or used ($n), those of unspecified type made text: the Bind that follows is accepted
+ * and the replacement runs. `body[start, end)` is the Parse body; its name ends at `nameEnd`, its text at
+ * `textEnd`.
+ */
+export function rewriteParseText(
+  body: Buffer,
+  start: number,
+  nameEnd: number,
+  textEnd: number,
+  end: number,
+  sql: string,
+): Buffer {
+  const text = Buffer.from(`${sql}\0`);
+  const declared = end - textEnd - 1 >= 2 ? body.readUInt16BE(textEnd + 1) : 0;
+  const count = Math.max(declared, highestParameter(body, nameEnd + 1, textEnd));
+  const types = Buffer.alloc(2 + 4 * count);
+  types.writeUInt16BE(count, 0);
+  for (let i = 0; i < count; i++) {
+    const oid = i < declared && textEnd + 3 + 4 * i + 4 <= end ? body.readUInt32BE(textEnd + 3 + 4 * i) : 0;
+    types.writeUInt32BE(oid === 0 ? TEXT_OID : oid, 2 + 4 * i);
+  }
+  const name = body.subarray(start, nameEnd + 1);
+  const length = 4 + name.length + text.length + types.length;
+  const head = Buffer.allocUnsafe(5);
+  head[0] = FrontendMessageType.Parse;
+  head.writeUInt32BE(length, 1);
+  return Buffer.concat([head, name, text, types]);
+}
+
+const TEXT_OID = 25;
+
+/** The highest $n a query text uses (0 if none), outside its strings and comments. */
+function highestParameter(body: Buffer, start: number, end: number): number {
+  const lexer = new SqlLexer();
+  lexer.reset(body, start, end);
+  let highest = 0;
+  for (let t = lexer.next(); t !== SqlToken.End; t = lexer.next()) {
+    if (t === SqlToken.Parameter) {
+      const n = Number(body.toString("latin1", lexer.tokenStart + 1, lexer.tokenEnd));
+      if (Number.isSafeInteger(n) && n > highest && n <= 65_535) highest = n;
+    }
+  }
+  return highest;
+}

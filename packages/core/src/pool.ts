@@ -3,10 +3,12 @@ import type { Logger } from "pino";
 import type { ClientSession } from "./client-session.js";
 import { PoolHistograms } from "./duration-histogram.js";
 import type { Pooler } from "./pooler.js";
-import type { DatabaseSettings, PoolMode } from "./pooler-settings.js";
+import type { DatabaseSettings, PoolMode, SessionStatePolicy } from "./pooler-settings.js";
 import { StatementCache } from "./prepared-statements.js";
 import { type InternalResult, ServerConnection, ServerState } from "./server-connection.js";
 import type { ScramKeys } from "./server-login.js";
+import type { PinReason } from "./session-effects.js";
+import { sessionSyncQuery } from "./session-state.js";
 import { parameterSyncQuery, recordParameterSync } from "./tracked-parameters.js";
 
 /** Counters a pool keeps for the admin side; plain numbers, incremented where the work happens. */
@@ -18,6 +20,8 @@ export interface PoolStats {
   serverAssignments: number;
   waitMicros: number;
   transactionMicros: number;
+  /** Statements refused under session_state = error. */
+  refusedSessionState: number;
 }
 
 /**
@@ -29,6 +33,7 @@ export class Pool {
   readonly name: string;
   readonly log: Logger;
   readonly mode: PoolMode;
+  readonly sessionState: SessionStatePolicy;
   readonly size: number;
   readonly minSize: number;
   readonly reserveSize: number;
@@ -62,7 +67,10 @@ export class Pool {
     serverAssignments: 0,
     waitMicros: 0,
     transactionMicros: 0,
+    refusedSessionState: 0,
   };
+  /** Clients that came to be pinned to their server, by the reason that first pinned them. */
+  readonly pinsByReason = new Map<PinReason, number>();
   /** Durations of client waits, transactions and queries, observed where the counters above are bumped. */
   readonly histograms = new PoolHistograms();
   /**
@@ -80,6 +88,7 @@ export class Pool {
     const userSettings = s.userSettings.get(user);
     this.name = `${database.name}/${user}`;
     this.mode = userSettings?.poolMode ?? database.poolMode ?? s.poolMode;
+    this.sessionState = database.sessionState ?? s.sessionState;
     this.size = database.poolSize ?? userSettings?.poolSize ?? s.defaultPoolSize;
     this.minSize = database.minPoolSize ?? s.minPoolSize;
     this.reserveSize = database.reservePoolSize ?? s.reservePoolSize;
@@ -250,7 +259,10 @@ export class Pool {
     this.active++;
     this.stats.serverAssignments++;
     server.activate(client, now);
-    const sync = parameterSyncQuery(client.params, server.params);
+    const sessionSets = client.session?.sets;
+    const sync =
+      parameterSyncQuery(client.params, server.params) +
+      (sessionSets !== undefined ? sessionSyncQuery(sessionSets, server.sessionSets) : "");
     if (sync === "") {
       client.linked(server, now);
       return;
@@ -270,6 +282,8 @@ export class Pool {
           return;
         }
         recordParameterSync(client.params, server.params);
+        server.sessionSets.clear();
+        for (const [name, sql] of sessionSets ?? []) server.sessionSets.set(name, sql);
         server.activate(client, this.pooler.now());
         client.linked(server, this.pooler.now());
       },
@@ -327,23 +341,35 @@ export class Pool {
       server.close("client left while statements were being prepared");
       return;
     }
+    const pins = client.session?.pins;
+    if (pins?.has("load")) {
+      // A loaded library stays loaded whatever is reset: the server goes with its client.
+      server.close("client that ran LOAD left");
+      return;
+    }
+    /** State the client tied to the server (LISTEN, locks, temp tables, ...) goes before anyone else's turn. */
+    const discard = pins !== undefined && pins.size > 0;
     const repair = client.repairMessages();
     if (repair.owed > 0 || repair.bytes.length > 0) {
       if (repair.cancel) this.pooler.cancelQuery(server);
-      server.runInternal(repair.bytes, repair.owed, now, (r) => this.afterDrain(server, r));
+      server.runInternal(repair.bytes, repair.owed, now, (r) => this.afterDrain(server, r, discard));
       return;
     }
-    this.afterDrain(server, { status: server.status, error: null });
+    this.afterDrain(server, { status: server.status, error: null }, discard);
   }
 
-  private afterDrain(server: ServerConnection, r: InternalResult): void {
+  private afterDrain(server: ServerConnection, r: InternalResult, discard = false): void {
     if (r.status === -1) return;
     const now = this.pooler.now();
     if (r.status !== TransactionStatus.Idle) {
-      server.runQuery("ROLLBACK", now, (r2) => this.afterDrain(server, r2));
+      server.runQuery("ROLLBACK", now, (r2) => this.afterDrain(server, r2, discard));
       return;
     }
     const reset = this.pooler.settings.serverResetQuery;
+    if (discard) {
+      server.runQuery("DISCARD ALL", now, (r2) => this.afterOwnQuery(server, r2, "server_reset_query"));
+      return;
+    }
     if (reset !== "" && (this.mode === "session" || this.pooler.settings.serverResetQueryAlways)) {
       server.runQuery(reset, now, (r2) => this.afterOwnQuery(server, r2, "server_reset_query"));
       return;
@@ -361,6 +387,7 @@ export class Pool {
       // DISCARD ALL and friends reset every session parameter to the server's defaults (and DISCARD ALL
       // or DEALLOCATE ALL drop its prepared statements).
       server.statements?.clear();
+      server.sessionSets.clear();
       server.params.clear();
       for (const [k, v] of this.welcome ?? []) server.params.set(k, v);
     }

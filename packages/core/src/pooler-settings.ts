@@ -3,9 +3,9 @@
  * milliseconds (0 = disabled, as in PgBouncer) and the [databases]/[users] entries as maps. Kept apart from
  * the file formats so the engine never parses anything and a reload can swap one object for another.
  */
-import type { PoolMode } from "./config/config-schema.js";
+import type { PoolMode, SessionStatePolicy } from "./config/config-schema.js";
 
-export type { PoolMode };
+export type { PoolMode, SessionStatePolicy };
 export type ClientAuthType = "trust" | "any" | "plain" | "md5" | "scram-sha-256";
 
 export interface DatabaseSettings {
@@ -23,6 +23,7 @@ export interface DatabaseSettings {
   readonly minPoolSize?: number;
   readonly reservePoolSize?: number;
   readonly poolMode?: PoolMode;
+  readonly sessionState?: SessionStatePolicy;
   readonly maxDbConnections?: number;
   readonly connectQuery?: string;
   /** Startup parameters sent to the server (client_encoding, datestyle, timezone, application_name). */
@@ -76,6 +77,8 @@ export interface PoolerSettings {
    * off (named statements then pass through untouched, as in PgBouncer before 1.21).
    */
   readonly maxPreparedStatements: number;
+  /** session_state: what transaction and statement pools do about state a client ties to its server. */
+  readonly sessionState: SessionStatePolicy;
   readonly databases: ReadonlyMap<string, DatabaseSettings>;
   /** The "*" entry: any other database name, connected to with these settings. */
   readonly fallbackDatabase: DatabaseSettings | null;
@@ -118,6 +121,7 @@ export const DEFAULT_SETTINGS: PoolerSettings = {
   ignoreStartupParameters: new Set(),
   maxPacketSize: 2_147_483_647,
   maxPreparedStatements: 200,
+  sessionState: "pin",
   databases: new Map(),
   fallbackDatabase: null,
   userSettings: new Map(),

@@ -92,6 +92,8 @@ export class ServerConnection {
   /** When the current state began (connect, internal query): the janitor's deadline clock. */
   stateSince: number;
   closeReason = "";
+  /** Session-level SETs of clients this server carries (parameter → statement), for the next link's sync. */
+  readonly sessionSets = new Map<string, string>();
   /** The prepared statements this server holds under pgmux's names (null where pgmux does not track them). */
   readonly statements: ServerStatements | null;
 
@@ -252,6 +254,7 @@ export class ServerConnection {
             break;
           case E:
             this.pool.pooler.stats.countServerError(cur.body, cur.bodyStart, cur.bodyEnd);
+            client.serverError();
             break;
           case G:
             client.copyInStarted();
@@ -398,6 +401,14 @@ export class ServerConnection {
 
   runQuery(sql: string, now: number, done: (result: InternalResult) => void, forClient?: ClientSession): void {
     this.runInternal(encodeQuery({ query: sql }), 1, now, done, forClient ?? null);
+  }
+
+  /**
+   * RESET ALL ran: parameters the server does not report are back to its defaults, which pgmux does not
+   * know, so they are forgotten and set again for whichever client needs them.
+   */
+  forgetUnreportedParameters(): void {
+    for (const name of [...this.params.keys()]) if (!isReportedParameter(name)) this.params.delete(name);
   }
 
   /** Starts carrying `client`'s traffic. */

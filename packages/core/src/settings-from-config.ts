@@ -68,6 +68,7 @@ export function settingsFromConfig(config: PgmuxConfig): PoolerSettings {
     ignoreStartupParameters: new Set(g.ignore_startup_parameters.map((p) => p.toLowerCase())),
     maxPacketSize: g.max_packet_size,
     maxPreparedStatements: g.max_prepared_statements,
+    sessionState: g.session_state,
     databases,
     fallbackDatabase,
     userSettings,
@@ -96,6 +97,7 @@ function databaseSettings(name: string, db: DatabaseConfig): DatabaseSettings {
     ...(db.min_pool_size !== undefined ? { minPoolSize: db.min_pool_size } : {}),
     ...(db.reserve_pool_size !== undefined ? { reservePoolSize: db.reserve_pool_size } : {}),
     ...(db.pool_mode !== undefined ? { poolMode: db.pool_mode } : {}),
+    ...(db.session_state !== undefined ? { sessionState: db.session_state } : {}),
     ...(db.max_db_connections !== undefined ? { maxDbConnections: db.max_db_connections } : {}),
     ...(db.connect_query !== undefined ? { connectQuery: db.connect_query } : {}),
   };

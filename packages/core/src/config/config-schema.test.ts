@@ -184,6 +184,7 @@ const IMPLEMENTED_GENERAL_KEYS = [
   "ignore_startup_parameters",
   "max_packet_size",
   "max_prepared_statements",
+  "session_state",
   "admin_users",
   "stats_users",
   "admin_listen_addr",

@@ -20,6 +20,14 @@
 import { z } from "zod";
 
 export const POOL_MODES = ["session", "transaction", "statement"] as const;
+/**
+ * What a transaction or statement pool does when a client creates session state that cannot follow it to
+ * another server (LISTEN, session advisory locks, temporary tables, cursors WITH HOLD, SQL PREPARE, LOAD):
+ * keep its server for it until the state is undone ("pin"), refuse the statement ("error"), or do nothing
+ * as PgBouncer does ("allow").
+ */
+export const SESSION_STATE_POLICIES = ["pin", "error", "allow"] as const;
+export type SessionStatePolicy = (typeof SESSION_STATE_POLICIES)[number];
 export type PoolMode = (typeof POOL_MODES)[number];
 
 export const AUTH_TYPES = ["trust", "plain", "md5", "scram-sha-256", "cert", "hba", "pam", "ldap", "any"] as const;
@@ -228,6 +236,7 @@ export const GeneralSettingsSchema = z.strictObject({
   max_user_client_connections: count(0).default(0),
   server_round_robin: flag().default(false),
   max_prepared_statements: count(200).default(200),
+  session_state: oneOf(SESSION_STATE_POLICIES).default("pin"),
   track_extra_parameters: names().default(["IntervalStyle"]),
   ignore_startup_parameters: names().default([]),
   disable_pqexec: flag().default(false),
@@ -351,6 +360,7 @@ export const DatabaseSchema = z.strictObject({
   max_db_connections: count(0).optional(),
   max_db_client_connections: count(0).optional(),
   pool_mode: oneOf(POOL_MODES).optional(),
+  session_state: oneOf(SESSION_STATE_POLICIES).optional(),
   connect_query: optionalText(),
   client_encoding: optionalText(),
   datestyle: optionalText(),
