@@ -31,22 +31,27 @@ import java.util.Set;
  *   <li>count: this worker's rows and the sum of their seq, which must cover every row committed so far.
  * </ul>
  *
- * <p>A thread stops at its first error. Prints one JSON line and exits 0 only when every transaction ran with
- * the right results; the whole run stops itself after TIMEOUT_SECONDS (default 100).
+ * <p>A thread stops at its first error. Prints one JSON line (errors: the first few distinct messages) and
+ * exits 0 only when every transaction ran with the right results; the whole run stops itself after
+ * TIMEOUT_SECONDS (default 100).
  */
 public final class JdbcWorker {
   private static final String PROBE_MARKER = "matrix-probe-a";
   private static final int MAX_REPORTED_ERRORS = 5;
 
   private final List<String> errors = new ArrayList<>();
+  private final Set<String> messages = new HashSet<>();
   private int errorCount;
   private int transactions;
   private int probeExecutions;
   private int preparedExecutions;
 
-  private synchronized void fail(String worker, String message) {
+  /** Counts every error; reports the first few distinct messages, each with where it first happened. */
+  private synchronized void fail(String worker, String where, String message) {
     errorCount++;
-    if (errors.size() < MAX_REPORTED_ERRORS) errors.add("worker " + worker + ": " + message);
+    if (errors.size() < MAX_REPORTED_ERRORS && messages.add(message)) {
+      errors.add("worker " + worker + ", " + where + ": " + message);
+    }
   }
 
   private synchronized void counted(int done, int probes, int prepared) {
@@ -132,7 +137,7 @@ public final class JdbcWorker {
       } catch (Exception e) {
         String message = String.valueOf(e.getMessage()).split("\n", 2)[0];
         if (message.length() > 300) message = message.substring(0, 300);
-        fail(Integer.toString(w), "transaction " + i + ": " + e.getClass().getSimpleName() + ": " + message);
+        fail(Integer.toString(w), "transaction " + i, e.getClass().getSimpleName() + ": " + message);
       } finally {
         counted(done, probes, prepared);
       }
@@ -230,7 +235,7 @@ public final class JdbcWorker {
       if (t.isAlive()) stuck++;
       else finished.add(list.get(w));
     }
-    if (stuck > 0) run.fail("all", stuck + " workers still running after " + (int) (timeoutS + 5) + " s");
+    if (stuck > 0) run.fail("all", "end", stuck + " workers still running after " + (int) (timeoutS + 5) + " s");
 
     StringBuilder out = new StringBuilder("{");
     int max = 0;

@@ -14,8 +14,9 @@ the others are BEGIN; probe; INSERT; count; COMMIT:
 - INSERT INTO TABLE (worker, seq, backend) VALUES (%s, %s, pg_backend_pid());
 - count: this worker's rows and the sum of their seq, which must cover every row committed so far.
 
-A task stops at its first error. Prints one JSON line and exits 0 only when every transaction ran with the
-right results; the whole run stops itself after TIMEOUT_SECONDS (default 100). Debian's python3-psycopg.
+A task stops at its first error. Prints one JSON line (errors: the first few distinct messages) and exits 0
+only when every transaction ran with the right results; the whole run stops itself after TIMEOUT_SECONDS
+(default 100). Debian's python3-psycopg.
 """
 
 import asyncio
@@ -33,6 +34,7 @@ MAX_REPORTED_ERRORS = 5
 class Run:
     def __init__(self, workers):
         self.errors = []
+        self.messages = set()
         self.error_count = 0
         self.transactions = 0
         self.probe_executions = 0
@@ -40,10 +42,12 @@ class Run:
         # Per worker connection: the backends its probe statement ran on.
         self.pids = [set() for _ in range(workers)]
 
-    def fail(self, worker, message):
+    def fail(self, worker, where, message):
+        """Counts every error; reports the first few distinct messages, each with where it first happened."""
         self.error_count += 1
-        if len(self.errors) < MAX_REPORTED_ERRORS:
-            self.errors.append(f"worker {worker}: {message}")
+        if len(self.errors) < MAX_REPORTED_ERRORS and message not in self.messages:
+            self.messages.add(message)
+            self.errors.append(f"worker {worker}, {where}: {message}")
 
     def report(self, workers, transactions, elapsed_s):
         counts = [len(p) for p in self.pids]
@@ -84,7 +88,10 @@ async def worker(run, w, url, table, transactions, deadline):
         f" WHERE position('{PROBE_MARKER}' in statement) > 0) AS prepared"
     )
     insert_sql = f"INSERT INTO {table} (worker, seq, backend) VALUES (%s, %s, pg_backend_pid())"
-    count_sql = f"SELECT count(*)::int AS n, coalesce(sum(seq), 0)::int AS total, pg_backend_pid() AS pid FROM {table} WHERE worker = %s"
+    count_sql = (
+        "SELECT count(*)::int AS n, coalesce(sum(seq), 0)::int AS total, pg_backend_pid() AS pid"
+        f" FROM {table} WHERE worker = %s"
+    )
     i = 0
     conn = None
     try:
@@ -131,7 +138,7 @@ async def worker(run, w, url, table, transactions, deadline):
             run.transactions += 1
     except Exception as error:  # noqa: BLE001 - every failure is reported, none is fatal to the others
         first_line = str(error).split("\n", 1)[0][:300]
-        run.fail(w, f"transaction {i}: {type(error).__name__}: {first_line}")
+        run.fail(w, f"transaction {i}", f"{type(error).__name__}: {first_line}")
     finally:
         if conn is not None:
             try:
@@ -153,7 +160,7 @@ async def main():
     tasks = [asyncio.create_task(worker(run, w, url, table, transactions, deadline)) for w in range(workers)]
     done, pending = await asyncio.wait(tasks, timeout=timeout_s + 5)
     if pending:
-        run.fail("all", f"{len(pending)} workers still running after {timeout_s + 5:.0f} s")
+        run.fail("all", "end", f"{len(pending)} workers still running after {timeout_s + 5:.0f} s")
     report = run.report(workers, transactions, time.monotonic() - started)
     print(json.dumps(report), flush=True)
     # Stuck connections must not keep the process alive.
