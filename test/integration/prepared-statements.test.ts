@@ -148,6 +148,27 @@ describe("named prepared statements with real drivers, many clients on a small p
     }
   });
 
+  test("node-postgres sees a table's new columns after DDL between executions of its named query", async () => {
+    const table = `prep_ddl_pg_${process.pid}`;
+    await server.psql(`drop table if exists ${table}; create table ${table} (a int); insert into ${table} values (7)`);
+    const clients = await Promise.all(Array.from({ length: 4 }, () => connect(instance)));
+    try {
+      for (const c of clients) {
+        const r = await c.query({ name: "ddl_read", text: `select * from ${table}` });
+        expect(r.rows).toEqual([{ a: 7 }]);
+      }
+      await server.psql(`alter table ${table} add column b int default 8`);
+      for (const c of clients) {
+        for (let i = 0; i < 3; i++) {
+          const r = await c.query({ name: "ddl_read", text: `select * from ${table}` });
+          expect(r.rows).toEqual([{ a: 7, b: 8 }]);
+        }
+      }
+    } finally {
+      await Promise.all(clients.map((c) => c.end().catch(ignore)));
+    }
+  });
+
   test("a statement survives the death of the server it was prepared on", async () => {
     const client = await connect(instance);
     try {
@@ -364,6 +385,37 @@ describe("the replies a client sees, byte for byte", () => {
     } finally {
       a.destroy();
       b.destroy();
+    }
+  });
+
+  test("DDL that changes a prepared statement's result: the next execution returns the new shape, no error", async () => {
+    const table = `prep_ddl_${process.pid}`;
+    await server.psql(`drop table if exists ${table}; create table ${table} (a int); insert into ${table} values (1)`);
+    const client = await peer();
+    try {
+      client.send(Buffer.concat([parse("all_rows", `select * from ${table}`), execute("all_rows"), SYNC]));
+      expect(shape(await client.untilReady())).toEqual([
+        "ParseComplete",
+        "BindComplete",
+        "DataRow",
+        "CommandComplete",
+        "ZI",
+      ]);
+      await server.psql(`alter table ${table} add column b text default 'new'`);
+      client.send(
+        Buffer.concat([
+          encodeBind({ portal: "", statement: "all_rows", parameterFormats: [], parameters: [], resultFormats: [] }),
+          encodeDescribe({ kind: "P", name: "" }),
+          encodeExecute({ portal: "", maxRows: 0 }),
+          SYNC,
+        ]),
+      );
+      const replies = await client.untilReady();
+      expect(shape(replies)).toEqual(["BindComplete", "RowDescription", "DataRow", "CommandComplete", "ZI"]);
+      const row = replies.find((m) => m.type === "DataRow") as Extract<BackendMessage, { type: "DataRow" }>;
+      expect(row.values.map((v) => (v === null ? null : Buffer.from(v).toString()))).toEqual(["1", "new"]);
+    } finally {
+      client.destroy();
     }
   });
 

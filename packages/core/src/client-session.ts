@@ -74,6 +74,8 @@ const EMPTY_BODY = new Uint8Array(256);
 for (const t of [T.Sync, T.Flush, T.CopyDone, T.Terminate]) EMPTY_BODY[t] = 1;
 /** Most bytes a client may have read ahead of a server being linked, beyond one socket chunk. */
 const MAX_PENDING_BYTES = 256 * 1024;
+/** Most bytes of one exchange kept for sending it again after a stale statement (see retryStaleStatement). */
+const MAX_JOURNAL_BYTES = 1024 * 1024;
 
 let nextClientId = 1;
 
@@ -563,7 +565,7 @@ export class ClientSession {
         }
         this.sendBefore(chunk, from, messageStart);
         this.statementStep(statement, false);
-        this.pushSlot(Slot.Bind, null);
+        this.pushSlot(Slot.Bind, statement);
         for (const part of rewriteBind(body, start, portalEnd, nameEnd + 1, end, statement, whole)) this.send(part);
         return pos;
       }
@@ -691,8 +693,7 @@ export class ClientSession {
     stats.misses++;
     held.add(statement);
     q.set(seq, clientParse ? Slot.Parse : Slot.SwallowParse);
-    this.pool!.stats.bytesFromClients += statement.parse.length;
-    if (!server.write(statement.parse)) this.socket.pause();
+    if (!this.toServer(server, statement.parse)) this.socket.pause();
   }
 
   /**
@@ -710,6 +711,7 @@ export class ClientSession {
         const bytes = PrebuiltBackendMessage.ParseComplete;
         if (this.trace !== null) this.trace.record(TraceDirection.B2F, bytes, 0, bytes.length);
         this.socket.write(bytes);
+        this.repliesForwarded++;
       } else {
         return;
       }
@@ -733,6 +735,46 @@ export class ClientSession {
       q.shift();
     }
     if (q.size === 0) q.skipping = true;
+  }
+
+  /**
+   * The server answered the head slot, a Bind of a statement pgmux prepared, with "cached plan must not
+   * change result type" (0A000: a table it reads changed shape). If the exchange began outside a
+   * transaction and nothing of it reached the client yet, the statement is prepared afresh and the
+   * exchange sent again, once: the client sees the new shape and no error. Returns whether it did so
+   * (the ErrorResponse and the skipped exchange's ReadyForQuery are then pgmux's to swallow).
+   */
+  retryStaleStatement(server: ServerConnection): boolean {
+    const q = this.replies!;
+    const statement = q.headRef;
+    if (
+      statement === null ||
+      q.headKind !== Slot.Bind ||
+      this.retried ||
+      !this.journalOn ||
+      this.repliesForwarded > 0 ||
+      server.status !== TransactionStatus.Idle ||
+      this.copyIn ||
+      !this.cursor.atBoundary ||
+      q.kindAt(q.tail - 1) !== Slot.Sync
+    ) {
+      return false;
+    }
+    for (let seq = q.head; seq < q.tail - 1; seq++) if (q.kindAt(seq) === Slot.Sync) return false;
+    this.retried = true;
+    // In reply order: the skipped exchange's ReadyForQuery, the Close and Parse that renew the statement.
+    q.unshift(Slot.SwallowParse, statement);
+    q.unshift(Slot.SwallowClose, statement);
+    q.unshift(Slot.SwallowSync, null);
+    const journal = this.journal.splice(0);
+    this.journalOn = false;
+    server.socket.cork();
+    server.write(closeStatement(statement));
+    server.write(statement.parse);
+    for (const bytes of journal) server.write(bytes);
+    server.socket.uncork();
+    this.log.debug({ statement: statement.serverName }, "statement went stale; prepared again and retried");
+    return true;
   }
 
   private undoSlot(server: ServerConnection, kind: number, statement: PreparedStatement | null): void {
@@ -770,11 +812,46 @@ export class ClientSession {
     this.lastActivityAt = this.pooler.now();
     const server = this.server;
     if (server !== null && this.state === ClientState.Active) {
-      this.pool!.stats.bytesFromClients += bytes.length;
-      if (!server.write(bytes)) this.socket.pause();
+      if (!this.toServer(server, bytes)) this.socket.pause();
       return;
     }
     this.hold(bytes);
+  }
+
+  /**
+   * Writes the client's bytes (or a Parse made for it) to its server. In pools that carry prepared
+   * statements, what an exchange that began outside a transaction wrote is also kept (by reference) until
+   * its ReadyForQuery, so that it can be sent again once if a statement went stale (see retryStaleStatement).
+   */
+  private toServer(server: ServerConnection, bytes: Buffer): boolean {
+    this.pool!.stats.bytesFromClients += bytes.length;
+    if (this.journalOn) {
+      this.journalBytes += bytes.length;
+      if (this.journalBytes > MAX_JOURNAL_BYTES) {
+        this.journalOn = false;
+        this.journal.length = 0;
+      } else {
+        this.journal.push(bytes);
+      }
+    }
+    return server.write(bytes);
+  }
+
+  private readonly journal: Buffer[] = [];
+  private journalBytes = 0;
+  private journalOn = false;
+  /** Replies of the current exchange that reached the client (pgmux's own answers included). */
+  repliesForwarded = 0;
+  /** The current exchange was already sent again once. */
+  private retried = false;
+
+  /** A new exchange may start: what it writes is kept, if it starts outside a transaction. */
+  private resetJournal(idle: boolean): void {
+    this.journal.length = 0;
+    this.journalBytes = 0;
+    this.journalOn = idle && this.replies !== null;
+    this.repliesForwarded = 0;
+    this.retried = false;
   }
 
   /** Keeps what is for a server until one is linked, asking the pool for one if the client had none. */
@@ -815,8 +892,7 @@ export class ClientSession {
     }
     for (const item of held) {
       if (Buffer.isBuffer(item)) {
-        this.pool!.stats.bytesFromClients += item.length;
-        ok = server.write(item);
+        ok = this.toServer(server, item);
       } else {
         this.settleStatement(server, item.seq, item.statement, item.clientParse);
       }
@@ -868,6 +944,7 @@ export class ClientSession {
     this.copyIn = false;
     if (this.owed > 0) this.owed--;
     if (this.syncsOwed > this.owed) this.syncsOwed = this.owed;
+    if (this.owed === 0) this.resetJournal(status === TransactionStatus.Idle);
     pool.stats.queries++;
     const now = this.pooler.now();
     this.lastActivityAt = now;
@@ -939,6 +1016,8 @@ export class ClientSession {
   /** The server answered with CopyInResponse. */
   copyInStarted(): void {
     this.copyIn = true;
+    this.journalOn = false;
+    this.journal.length = 0;
     // Every Sync still owed was sent after the Execute that started this COPY, so the server reads it in
     // COPY IN mode and ignores it: those ReadyForQuery will never come.
     this.copyInExtended = this.syncsOwed > 0;
@@ -954,6 +1033,7 @@ export class ClientSession {
   /** The pool took the server back. */
   unlinked(): void {
     this.replies?.clear();
+    this.resetJournal(true);
     this.server = null;
     this.state = ClientState.Idle;
     this.copyInExtended = false;

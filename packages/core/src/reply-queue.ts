@@ -25,6 +25,8 @@ export const Slot = {
   Sync: 9,
   /** Query or FunctionCall: everything up to its ReadyForQuery. */
   Simple: 10,
+  /** The ReadyForQuery of an exchange pgmux sends again (see retryStaleStatement): not the client's. */
+  SwallowSync: 13,
   /** The client's Parse while no server is linked: becomes Parse or EmitParseComplete once one is. */
   PendingParse: 11,
   /** Before a Bind/Describe while no server is linked: becomes SwallowParse or Skip once one is. */
@@ -51,7 +53,7 @@ ENDS[Slot.Bind] = ends(B.BindComplete, B.ErrorResponse);
 ENDS[Slot.Describe] = ends(B.RowDescription, B.NoData, B.ErrorResponse);
 ENDS[Slot.Execute] = ends(B.CommandComplete, B.EmptyQueryResponse, B.PortalSuspended, B.ErrorResponse);
 ENDS[Slot.Close] = ENDS[Slot.SwallowClose] = ends(B.CloseComplete, B.ErrorResponse);
-ENDS[Slot.Sync] = ENDS[Slot.Simple] = ends(B.ReadyForQuery);
+ENDS[Slot.Sync] = ENDS[Slot.Simple] = ENDS[Slot.SwallowSync] = ends(B.ReadyForQuery);
 
 /** True when a message of `type` completes a slot of `kind`. */
 export function completes(kind: number, type: number): boolean {

@@ -47,7 +47,17 @@ const NO_REPLY = new Uint8Array(16);
 NO_REPLY[Slot.Skip] = NO_REPLY[Slot.EmitParseComplete] = 1;
 /** Slots whose reply is pgmux's own and never reaches the client. */
 const SWALLOW = new Uint8Array(16);
-SWALLOW[Slot.SwallowParse] = SWALLOW[Slot.SwallowClose] = 1;
+SWALLOW[Slot.SwallowParse] = SWALLOW[Slot.SwallowClose] = SWALLOW[Slot.SwallowSync] = 1;
+
+/** "cached plan must not change result type": a prepared statement's tables changed shape since its Parse. */
+function isStalePlanError(body: Buffer, start: number, end: number): boolean {
+  const msg = decodeBackendMessage(E, body, start, end);
+  return (
+    msg.type === "ErrorResponse" &&
+    msg.fields.get("C") === "0A000" &&
+    msg.fields.get("M") === "cached plan must not change result type"
+  );
+}
 
 function holdsSwallow(q: ReplyQueue): boolean {
   for (let seq = q.head; seq < q.tail; seq++) if (SWALLOW[q.kindAt(seq)] === 1) return true;
@@ -240,6 +250,11 @@ export class ServerConnection {
         switch (cur.type) {
           case Z:
             this.status = cur.body[cur.bodyStart]!;
+            if (this.swallowingReady) {
+              this.swallowingReady = false;
+              from = pos;
+              break;
+            }
             if (client.readyForQuery(this.status)) {
               // Everything owed has arrived: forward up to here, let the server go, and treat any bytes
               // after it as the now unlinked server's.
@@ -253,6 +268,20 @@ export class ServerConnection {
             this.onParameterStatus(cur.body, cur.bodyStart, cur.bodyEnd, client);
             break;
           case E:
+            if (this.errorEndsSlot) {
+              this.errorEndsSlot = false;
+              if (
+                messageStart >= 0 &&
+                isStalePlanError(cur.body, cur.bodyStart, cur.bodyEnd) &&
+                client.retryStaleStatement(this)
+              ) {
+                if (messageStart > from) client.forward(chunk.subarray(from, messageStart));
+                from = pos;
+                break;
+              }
+              client.replyError(this);
+              client.repliesForwarded++;
+            }
             this.pool.pooler.stats.countServerError(cur.body, cur.bodyStart, cur.bodyEnd);
             client.serverError();
             break;
@@ -287,6 +316,10 @@ export class ServerConnection {
 
   /** Part of a reply header was held back with the previous chunk (see onActiveData). */
   private heldHeader = false;
+  /** The ErrorResponse being read completes the head slot. */
+  private errorEndsSlot = false;
+  /** The ReadyForQuery being read is pgmux's (an exchange sent again): it is not forwarded. */
+  private swallowingReady = false;
 
   /**
    * A reply's header: the head slot it completes is settled. Returns where the unforwarded bytes of the
@@ -305,8 +338,18 @@ export class ServerConnection {
     const held = this.heldHeader;
     this.heldHeader = false;
     if (q.size > 0 && completes(q.headKind, type)) {
-      if (type === E) {
+      if (type === E && cur.length - 4 > cur.maxPeekBytes) {
         client.replyError(this);
+        client.repliesForwarded++;
+      } else if (type === E) {
+        // Settled with its body, at its Message event: it may be a stale statement pgmux retries.
+        this.errorEndsSlot = true;
+      } else if (q.headKind === Slot.SwallowSync) {
+        q.shift();
+        this.swallowingReady = true;
+        const start = held ? from : messageStart;
+        if (start > from) client.forward(chunk.subarray(from, start));
+        return pos;
       } else if (SWALLOW[q.headKind] === 1) {
         if (cur.length !== 4) throw new ProtocolError(`${describeReply(type)} with a body`);
         if (type === ParseComplete && q.headRef !== null) q.headRef.validated = true;
@@ -318,6 +361,7 @@ export class ServerConnection {
       } else {
         if (type === ParseComplete && q.headRef !== null) q.headRef.validated = true;
         q.shift();
+        client.repliesForwarded++;
       }
     }
     if (held) {
