@@ -25,10 +25,6 @@ import { describeResult } from "../support/run-command.js";
  * text (with max_prepared_statements = 0, that is what happens: "probe variant: got 0, expected 1").
  */
 
-// Issue 5 (transparent prepared statements in transaction mode) switches the transaction-mode matrix on;
-// until it lands, named statements collide across clients there. Delete this switch with the feature.
-const PREPARED_IN_TRANSACTION_MODE = process.env.PGMUX_PREPARED_IN_TRANSACTION_MODE === "1";
-
 /** The issue's figures by default; PGMUX_DRIVER_MATRIX_WORKERS / _TRANSACTIONS for longer runs on demand. */
 const WORKERS = positiveInt("PGMUX_DRIVER_MATRIX_WORKERS", 50);
 const TRANSACTIONS = positiveInt("PGMUX_DRIVER_MATRIX_TRANSACTIONS", 200);
@@ -465,9 +461,8 @@ describeMatrix("the driver matrix through pgmux in session mode", {
   poolSize: WORKERS,
 });
 
-describe.runIf(PREPARED_IN_TRANSACTION_MODE)("with issue 5's transparent prepared statements", () => {
-  describeMatrix("the driver matrix through pgmux in transaction mode", {
-    poolMode: "transaction",
-    poolSize: TRANSACTION_POOL_SIZE,
-  });
+// Issue 5: transparent prepared statements in transaction mode, many connections on a pool of 5.
+describeMatrix("the driver matrix through pgmux in transaction mode", {
+  poolMode: "transaction",
+  poolSize: TRANSACTION_POOL_SIZE,
 });
