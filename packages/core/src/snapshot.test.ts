@@ -2,15 +2,21 @@ import { TransactionStatus } from "@pgmux/protocol";
 import { pino } from "pino";
 import { describe, expect, test } from "vitest";
 import type { ClientSession } from "./client-session.js";
+import { ClientStatements } from "./client-statements.js";
 import { PoolHistograms } from "./duration-histogram.js";
 import type { Pool } from "./pool.js";
 import { Pooler } from "./pooler.js";
 import { DEFAULT_SETTINGS, type PoolerSettings } from "./pooler-settings.js";
+import { ServerStatements } from "./prepared-statements.js";
 import type { ServerConnection } from "./server-connection.js";
+import { SessionState } from "./session-state.js";
 import {
   clientStateCounts,
   errorCounts,
+  PinReason,
+  pinTotals,
   poolerTotals,
+  preparedStatementTotals,
   snapshotClients,
   snapshotPools,
   snapshotServers,
@@ -53,6 +59,8 @@ function fakeClient(
     lastActivityAt: 2_000,
     waitingSince: 0,
     owed: 0,
+    session: null,
+    statements: null,
     ...over,
   } as unknown as ClientSession;
   pooler.clients.add(client);
@@ -72,6 +80,7 @@ function fakeServer(pool: Pool, over: Partial<Record<keyof ServerConnection, unk
     lastUsedAt: 9_000,
     params: new Map<string, string>(),
     socket: { localAddress: "127.0.0.1", localPort: 40000 },
+    statements: null,
     ...over,
   } as unknown as ServerConnection;
   pool.servers.add(server);
@@ -200,4 +209,101 @@ describe("snapshots", () => {
     });
     expect(clientStateCounts(pooler).startup).toBe(1);
   });
+
+  test("a transaction pool reports its prepared-statement counters, shared statements and those its servers hold", () => {
+    const { pooler } = quietPooler({ poolMode: "transaction" });
+    const pool = pooler.poolFor("shop", "alice")!;
+    const cache = pool.statements!;
+    const prepare = (text: string) => {
+      const body = definition(text);
+      return cache.statementFor(body, 0, body.length);
+    };
+    const select = prepare("select 1");
+    const insert = prepare("insert into t values ($1)");
+    Object.assign(cache.stats, { hits: 40, misses: 3, evictions: 1 });
+    const a = new ServerStatements(200);
+    a.add(select);
+    a.add(insert);
+    const b = new ServerStatements(200);
+    b.add(select);
+    const server = fakeServer(pool, { statements: a });
+    fakeServer(pool, { statements: b });
+    const statements = new ClientStatements(cache);
+    statements.define("q1", select);
+    statements.define("q2", insert);
+    const client = fakeClient(pooler, pool, { statements, session: new SessionState() });
+    expect(snapshotPools(pooler)[0]!.preparedStatements).toEqual({
+      hits: 40,
+      misses: 3,
+      evictions: 1,
+      cached: 2,
+      onServers: 3,
+    });
+    expect(snapshotClients(pooler).find((c) => c.id === client.id)?.preparedStatements).toBe(2);
+    expect(snapshotServers(pooler).find((s) => s.id === server.id)?.preparedStatements).toBe(2);
+    expect(preparedStatementTotals(pooler)).toEqual({ hits: 40, misses: 3, evictions: 1 });
+  });
+
+  test("a session pool carries no statements and tracks no session state: those fields are null", () => {
+    const { pooler } = quietPooler({ poolMode: "session" });
+    const pool = pooler.poolFor("shop", "alice")!;
+    fakeClient(pooler, pool);
+    fakeServer(pool);
+    const snap = snapshotPools(pooler)[0]!;
+    expect(snap.preparedStatements).toBeNull();
+    expect(snap.sessionState).toBeNull();
+    expect(snapshotClients(pooler)[0]).toMatchObject({ pins: null, replayedSets: null, preparedStatements: null });
+    expect(snapshotServers(pooler)[0]?.preparedStatements).toBeNull();
+  });
+
+  test("pins are listed per client with their counts, and per pool as clients pinned now and pins by reason", () => {
+    const { pooler } = quietPooler({ poolMode: "transaction", sessionState: "pin" });
+    const pool = pooler.poolFor("shop", "alice")!;
+    const listener = new SessionState();
+    listener.apply([
+      { kind: "pin", reason: "listen", key: "jobs" },
+      { kind: "pin", reason: "listen", key: "mail" },
+      { kind: "pin", reason: "advisory_lock" },
+      { kind: "set", name: "statement_timeout", sql: "SET statement_timeout = '5s'" },
+      { kind: "set", name: "search_path", sql: "SET search_path = app" },
+    ]);
+    const setter = new SessionState();
+    setter.apply([{ kind: "set", name: "statement_timeout", sql: "SET statement_timeout = '1s'" }]);
+    const pinned = fakeClient(pooler, pool, { session: listener });
+    const unpinned = fakeClient(pooler, pool, { session: setter });
+    pool.pinsByReason.set("listen", 4);
+    pool.pinsByReason.set("advisory_lock", 1);
+    pool.stats.refusedSessionState = 2;
+    const clients = snapshotClients(pooler);
+    expect(clients.find((c) => c.id === pinned.id)).toMatchObject({
+      pins: { listen: 2, advisory_lock: 1 },
+      replayedSets: 2,
+    });
+    expect(clients.find((c) => c.id === unpinned.id)).toMatchObject({ pins: {}, replayedSets: 1 });
+    const snap = snapshotPools(pooler)[0]!;
+    expect(snap.sessionState).toEqual({
+      policy: "pin",
+      pinnedClients: 1,
+      pinsByReason: {
+        listen: 4,
+        advisory_lock: 1,
+        temp_table: 0,
+        cursor_with_hold: 0,
+        sql_prepare: 0,
+        load: 0,
+        set_config: 0,
+        unrecognized_set: 0,
+      },
+      refused: 2,
+    });
+    expect(Object.keys(snap.sessionState!.pinsByReason).sort()).toEqual(Object.values(PinReason).sort());
+    const totals = pinTotals(pooler);
+    expect(totals).toMatchObject({ pinnedClients: 1, refused: 2 });
+    expect(totals.byReason).toMatchObject({ listen: 4, advisory_lock: 1, load: 0 });
+  });
 });
+
+/** A Parse body after the statement name: the query text, its NUL, and no parameter types. */
+function definition(text: string): Buffer {
+  return Buffer.concat([Buffer.from(`${text}\0`, "utf8"), Buffer.from([0, 0])]);
+}

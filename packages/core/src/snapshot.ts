@@ -12,7 +12,11 @@ import { ClientState } from "./client-session.js";
 import type { HistogramSnapshot, PoolHistograms } from "./duration-histogram.js";
 import type { Pool } from "./pool.js";
 import type { Pooler } from "./pooler.js";
+import type { SessionStatePolicy } from "./pooler-settings.js";
 import { type ServerConnection, ServerState } from "./server-connection.js";
+import { PinReason } from "./session-effects.js";
+
+export { PinReason };
 
 /** PgBouncer's names for where a server is (SHOW SERVERS `state`, SHOW POOLS `sv_*`). */
 export type PgbouncerServerState = "active" | "idle" | "used" | "tested" | "new" | "being_canceled";
@@ -73,6 +77,40 @@ export interface PoolSnapshot {
   readonly lastConnectFailure: string;
   /** False when the last login attempts failed and no server is up. */
   readonly reachable: boolean;
+  /**
+   * Prepared statements carried across servers; null where pgmux leaves them to the server (session
+   * pools, max_prepared_statements = 0).
+   */
+  readonly preparedStatements: PreparedStatementsSnapshot | null;
+  /** Session state under transaction pooling; null in session pools (a client keeps its server anyway). */
+  readonly sessionState: PoolSessionStateSnapshot | null;
+}
+
+export interface PreparedStatementsSnapshot {
+  /** A client's Parse or Bind found its statement already on the server. */
+  readonly hits: number;
+  /** The server lacked it: pgmux prepared it there. */
+  readonly misses: number;
+  /** Statements closed on a server to keep it within max_prepared_statements. */
+  readonly evictions: number;
+  /** Distinct statements (query text and parameter types) the pool shares among its clients now. */
+  readonly cached: number;
+  /** Statements held by the pool's servers now, summed over them. */
+  readonly onServers: number;
+}
+
+export interface PoolSessionStateSnapshot {
+  /** session_state: pin, error or allow. */
+  readonly policy: SessionStatePolicy;
+  /** Clients pinned to their server now. */
+  readonly pinnedClients: number;
+  /**
+   * Times a client came to be pinned for a reason it was not already pinned for, by that reason (a
+   * counter; every reason is present, 0 until it happens).
+   */
+  readonly pinsByReason: Readonly<Record<PinReason, number>>;
+  /** Statements refused under session_state = error. */
+  readonly refused: number;
 }
 
 export interface ClientSnapshot {
@@ -94,6 +132,16 @@ export interface ClientSnapshot {
   /** ReadyForQuery its server still owes it. */
   readonly owed: number;
   readonly serverId: number | null;
+  /**
+   * Why it keeps its server between transactions: reason → how many things of that kind hold it
+   * (channels, locks, tables, ...); {} when nothing does. Null where pgmux does not track session state
+   * (session pools, the admin console, logging in).
+   */
+  readonly pins: Partial<Record<PinReason, number>> | null;
+  /** Its session-level SETs replayed on each server it gets (null where not tracked). */
+  readonly replayedSets: number | null;
+  /** Its named prepared statements (null where pgmux does not carry them across servers). */
+  readonly preparedStatements: number | null;
 }
 
 export interface ServerSnapshot {
@@ -114,6 +162,8 @@ export interface ServerSnapshot {
   /** Status of its last ReadyForQuery: I, T or E. */
   readonly transactionStatus: string;
   readonly applicationName: string;
+  /** Prepared statements it holds under pgmux's names (null where pgmux does not track them). */
+  readonly preparedStatements: number | null;
 }
 
 export interface PoolerTotals extends PoolCounters {
@@ -188,8 +238,10 @@ export function snapshotPool(pool: Pool, clients: Iterable<ClientSession>, clock
   let idle = 0;
   let waiting = 0;
   let oldestWait = 0;
+  let pinned = 0;
   for (const c of clients) {
     if (c.pool !== pool) continue;
+    if (c.session?.pinned === true) pinned++;
     switch (c.state) {
       case ClientState.Active:
         active++;
@@ -206,8 +258,10 @@ export function snapshotPool(pool: Pool, clients: Iterable<ClientSession>, clock
   }
   const servers = { active: 0, idle: 0, used: 0, tested: 0, login: 0, beingCanceled: 0 };
   let up = false;
+  let statementsOnServers = 0;
   for (const server of pool.servers) {
     if (server.state === ServerState.Closed) continue;
+    statementsOnServers += server.statements?.size ?? 0;
     switch (pgbouncerServerState(server, pool, clock.now)) {
       case "active":
         servers.active++;
@@ -253,7 +307,30 @@ export function snapshotPool(pool: Pool, clients: Iterable<ClientSession>, clock
           },
     lastConnectFailure: pool.lastConnectFailure,
     reachable: up || pool.lastConnectFailure === "",
+    preparedStatements: preparedStatementsSnapshot(pool, statementsOnServers),
+    sessionState:
+      pool.mode === "session"
+        ? null
+        : {
+            policy: pool.sessionState,
+            pinnedClients: pinned,
+            pinsByReason: pinsByReason(pool),
+            refused: pool.stats.refusedSessionState,
+          },
   };
+}
+
+function preparedStatementsSnapshot(pool: Pool, onServers: number): PreparedStatementsSnapshot | null {
+  const cache = pool.statements;
+  if (cache === null) return null;
+  const { hits, misses, evictions } = cache.stats;
+  return { hits, misses, evictions, cached: cache.size, onServers };
+}
+
+function pinsByReason(pool: Pool): Record<PinReason, number> {
+  const out = {} as Record<PinReason, number>;
+  for (const reason of Object.values(PinReason)) out[reason] = pool.pinsByReason.get(reason) ?? 0;
+  return out;
 }
 
 /** Every pool, in the order they were created. */
@@ -290,7 +367,15 @@ export function snapshotClient(client: ClientSession, clock: SnapshotClock): Cli
     waitSeconds: waiting ? (clock.now - client.waitingSince) / 1000 : 0,
     owed: client.owed,
     serverId: client.server?.id ?? null,
+    pins: clientPins(client),
+    replayedSets: client.session?.sets.size ?? null,
+    preparedStatements: client.statements?.size ?? null,
   };
+}
+
+function clientPins(client: ClientSession): Partial<Record<PinReason, number>> | null {
+  const pins = client.session?.pins;
+  return pins === undefined ? null : Object.fromEntries(pins);
 }
 
 /** Every client pgmux holds, logging in or logged in, ordered by id. */
@@ -320,6 +405,7 @@ export function snapshotServer(server: ServerConnection, clock: SnapshotClock): 
     clientId: linked?.id ?? null,
     transactionStatus: String.fromCharCode(server.status),
     applicationName: linked?.params.get("application_name") ?? server.params.get("application_name") ?? "",
+    preparedStatements: server.statements?.size ?? null,
   };
 }
 
@@ -366,6 +452,42 @@ export function poolerTotals(pooler: Pooler): PoolerTotals {
     clientsAccepted: pooler.stats.clientsAccepted,
     serversOpened: pooler.stats.serversOpened,
   };
+}
+
+export interface PinTotals {
+  /** Clients pinned to their server now. */
+  readonly pinnedClients: number;
+  /** Times a client came to be pinned, by reason, summed over pools (every reason present). */
+  readonly byReason: Readonly<Record<PinReason, number>>;
+  /** Statements refused under session_state = error. */
+  readonly refused: number;
+}
+
+/** Pins over every pool. */
+export function pinTotals(pooler: Pooler): PinTotals {
+  let pinnedClients = 0;
+  for (const c of pooler.clients) if (c.state !== ClientState.Closed && c.session?.pinned === true) pinnedClients++;
+  const byReason = {} as Record<PinReason, number>;
+  for (const reason of Object.values(PinReason)) byReason[reason] = 0;
+  let refused = 0;
+  for (const pool of pooler.pools.values()) {
+    for (const [reason, n] of pool.pinsByReason) byReason[reason] += n;
+    refused += pool.stats.refusedSessionState;
+  }
+  return { pinnedClients, byReason, refused };
+}
+
+/** Prepared-statement counters summed over the pools that carry statements across servers. */
+export function preparedStatementTotals(pooler: Pooler): { hits: number; misses: number; evictions: number } {
+  const out = { hits: 0, misses: 0, evictions: 0 };
+  for (const pool of pooler.pools.values()) {
+    const st = pool.statements?.stats;
+    if (st === undefined) continue;
+    out.hits += st.hits;
+    out.misses += st.misses;
+    out.evictions += st.evictions;
+  }
+  return out;
 }
 
 export function errorCounts(pooler: Pooler): ErrorCounts {
