@@ -1,9 +1,11 @@
 import { readFileSync } from "node:fs";
 import {
+  type ClientSession,
   ControlStateError,
   ControlUnavailableError,
   DEFAULT_SETTINGS,
   PgmuxConfigSchema,
+  type Pool,
   Pooler,
   type PoolerControl,
   type PoolerSettings,
@@ -30,6 +32,30 @@ function setup(options: Partial<AdminServerOptions> = {}, settings: Partial<Pool
   Object.assign(pool.stats, { transactions: 7, queries: 21, bytesFromClients: 300, waitMicros: 2_000_000 });
   const admin = new AdminServer({ pooler, port: 0, processMetrics: false, ...options });
   return { pooler, pool, admin };
+}
+
+/** A logged-in client of `pool` as the snapshots read it, pinned by `pins` (reason → count) when given. */
+function fakeClient(pooler: Pooler, pool: Pool, id: number, pins: Record<string, number> | null): ClientSession {
+  const pinMap = new Map(Object.entries(pins ?? {}));
+  const client = {
+    id,
+    state: "idle",
+    user: pool.user,
+    database: pool.database.name,
+    pool,
+    server: null,
+    remote: "10.0.0.7:51234",
+    socket: { localAddress: "127.0.0.1", localPort: 6432 },
+    params: new Map([["application_name", "worker"]]),
+    connectedAt: 0,
+    lastActivityAt: 0,
+    waitingSince: 0,
+    owed: 0,
+    session: { pinned: pinMap.size > 0, pins: pinMap, sets: new Map([["search_path", "SET search_path = app"]]) },
+    statements: { size: 3 },
+  } as unknown as ClientSession;
+  pooler.clients.add(client);
+  return client;
 }
 
 function metricLine(text: string, name: string, labels: string): string | undefined {
@@ -94,6 +120,70 @@ describe("AdminServer", () => {
     expect(text).toContain(`${name}_bucket{database="shop",user="alice",le="+Inf"} 2`);
     expect(text).toContain(`${name}_count{database="shop",user="alice"} 2`);
     expect(metricLine(text, `${name}_sum`, 'database="shop",user="alice"')).toMatch(/ 0\.0304$/);
+  });
+
+  test("a transaction pool's prepared-statement counters, pins by reason and pinned clients are metrics, read at scrape time", async () => {
+    const { admin, pool, pooler } = setup({}, { poolMode: "transaction" });
+    Object.assign(pool.statements!.stats, { hits: 120, misses: 4, evictions: 2 });
+    pool.pinsByReason.set("listen", 3);
+    pool.stats.refusedSessionState = 1;
+    fakeClient(pooler, pool, 501, { listen: 1 });
+    fakeClient(pooler, pool, 502, null);
+    const text = (await admin.app.inject({ url: "/metrics" })).body;
+    const labels = 'database="shop",user="alice"';
+    expect(text).toContain("# TYPE pgmux_prepared_statement_hits_total counter");
+    expect(metricLine(text, "pgmux_prepared_statement_hits_total", labels)).toMatch(/ 120$/);
+    expect(metricLine(text, "pgmux_prepared_statement_misses_total", labels)).toMatch(/ 4$/);
+    expect(metricLine(text, "pgmux_prepared_statement_evictions_total", labels)).toMatch(/ 2$/);
+    expect(metricLine(text, "pgmux_prepared_statements", labels)).toMatch(/ 0$/);
+    expect(metricLine(text, "pgmux_server_prepared_statements", labels)).toMatch(/ 0$/);
+    expect(text).toContain("# TYPE pgmux_pins_total counter");
+    expect(metricLine(text, "pgmux_pins_total", `${labels},reason="listen"`)).toMatch(/ 3$/);
+    // Every reason has its series from the start, so rate() sees the first pin of each.
+    expect(metricLine(text, "pgmux_pins_total", `${labels},reason="advisory_lock"`)).toMatch(/ 0$/);
+    expect(text).toContain("# TYPE pgmux_clients_pinned gauge");
+    expect(metricLine(text, "pgmux_clients_pinned", labels)).toMatch(/ 1$/);
+    expect(metricLine(text, "pgmux_session_state_refused_total", labels)).toMatch(/ 1$/);
+    pool.statements!.stats.hits = 130;
+    pool.pinsByReason.set("temp_table", 1);
+    const again = (await admin.app.inject({ url: "/metrics" })).body;
+    expect(metricLine(again, "pgmux_prepared_statement_hits_total", labels)).toMatch(/ 130$/);
+    expect(metricLine(again, "pgmux_pins_total", `${labels},reason="temp_table"`)).toMatch(/ 1$/);
+  });
+
+  test("a session pool has no prepared-statement or pin series (it carries and tracks neither)", async () => {
+    const { admin } = setup();
+    const text = (await admin.app.inject({ url: "/metrics" })).body;
+    for (const name of [
+      "pgmux_prepared_statement_hits_total",
+      "pgmux_pins_total",
+      "pgmux_clients_pinned",
+      "pgmux_session_state_refused_total",
+    ]) {
+      expect(text, name).toContain(`# TYPE ${name} `);
+      expect(text, name).not.toMatch(new RegExp(`^${name}\\{`, "m"));
+    }
+  });
+
+  test("the JSON API shows each client's pins, SETs and statements, and each pool's counters and policy", async () => {
+    const { admin, pool, pooler } = setup({}, { poolMode: "transaction", sessionState: "error" });
+    Object.assign(pool.statements!.stats, { hits: 9, misses: 1, evictions: 0 });
+    pool.pinsByReason.set("advisory_lock", 2);
+    fakeClient(pooler, pool, 601, { advisory_lock: 2, listen: 1 });
+    fakeClient(pooler, pool, 602, null);
+    const { clients } = (await admin.app.inject({ url: "/v1/clients" })).json();
+    expect(clients).toMatchObject([
+      { id: 601, pins: { advisory_lock: 2, listen: 1 }, replayedSets: 1, preparedStatements: 3 },
+      { id: 602, pins: {}, replayedSets: 1, preparedStatements: 3 },
+    ]);
+    const { pools } = (await admin.app.inject({ url: "/v1/pools" })).json();
+    expect(pools[0]).toMatchObject({
+      preparedStatements: { hits: 9, misses: 1, evictions: 0, cached: 0, onServers: 0 },
+      sessionState: { policy: "error", pinnedClients: 1, pinsByReason: { advisory_lock: 2, listen: 0 }, refused: 0 },
+    });
+    const overview = (await admin.app.inject({ url: "/v1/overview" })).json();
+    expect(overview.pins).toMatchObject({ pinnedClients: 1, byReason: { advisory_lock: 2 } });
+    expect(overview.preparedStatements).toEqual({ hits: 9, misses: 1, evictions: 0 });
   });
 
   test("with pgbouncer_exporter compatibility on, the exporter's names and labels are there too", async () => {
@@ -238,7 +328,12 @@ describe("AdminServer", () => {
     expect((await admin.app.inject({ url: "/v1/clients" })).json()).toEqual({ clients: [] });
     expect((await admin.app.inject({ url: "/v1/servers" })).json()).toEqual({ servers: [] });
     const overview = (await admin.app.inject({ url: "/v1/overview" })).json();
-    expect(overview).toMatchObject({ totals: { transactions: 7 }, controlEnabled: false, pins: null });
+    expect(overview).toMatchObject({
+      totals: { transactions: 7 },
+      controlEnabled: false,
+      pins: { pinnedClients: 0, refused: 0, byReason: { listen: 0 } },
+      preparedStatements: { hits: 0, misses: 0, evictions: 0 },
+    });
     const missing = await admin.app.inject({ url: "/v1/nothing" });
     expect(missing.statusCode).toBe(404);
     expect(missing.json()).toEqual({ error: { code: "not_found", message: "no such endpoint: GET /v1/nothing" } });

@@ -22,7 +22,9 @@ import {
   type Pooler,
   type PoolerControl,
   pgmuxPackageVersion,
+  pinTotals,
   poolerTotals,
+  preparedStatementTotals,
   type ShutdownMode,
   snapshotClients,
   snapshotPools,
@@ -281,8 +283,8 @@ export class AdminServer {
         totals: poolerTotals(this.pooler),
         clientStates: clientStateCounts(this.pooler),
         errors: errorCounts(this.pooler),
-        /** Pins by reason are not counted by this engine yet. */
-        pins: null,
+        pins: pinTotals(this.pooler),
+        preparedStatements: preparedStatementTotals(this.pooler),
         trace:
           tracer === null
             ? { available: false }

@@ -11,7 +11,9 @@ import {
   type Pooler,
   type PoolerErrorCode,
   PoolerErrors,
+  type PoolSessionStateSnapshot,
   type PoolSnapshot,
+  type PreparedStatementsSnapshot,
   pgbouncerView,
   type ShowView,
   snapshotPools,
@@ -82,6 +84,21 @@ function poolLabels(p: PoolSnapshot): Labels {
 function* perPool(data: ScrapeData, value: (p: PoolSnapshot) => number): Iterable<Sample> {
   for (const p of data.pools) yield { labels: poolLabels(p), value: value(p) };
 }
+
+/** Per-pool samples of the pools that have `part` (prepared statements, session state): the others have no series. */
+function* perPoolPart<T>(
+  data: ScrapeData,
+  part: (p: PoolSnapshot) => T | null,
+  value: (t: T) => number,
+): Iterable<Sample> {
+  for (const p of data.pools) {
+    const t = part(p);
+    if (t !== null) yield { labels: poolLabels(p), value: value(t) };
+  }
+}
+
+const prepared = (p: PoolSnapshot): PreparedStatementsSnapshot | null => p.preparedStatements;
+const sessionState = (p: PoolSnapshot): PoolSessionStateSnapshot | null => p.sessionState;
 
 function* perPoolState<K extends string>(data: ScrapeData, pick: (p: PoolSnapshot) => Readonly<Record<K, number>>) {
   for (const p of data.pools) {
@@ -242,6 +259,89 @@ export function registerPgmuxMetrics(registry: Registry, data: ScrapeData): void
       labelNames: POOL_LABELS,
     },
     () => histograms(data, "query"),
+  );
+
+  // ---- prepared statements carried across servers (transaction and statement pools) ----
+  new SampledCounter(
+    registry,
+    {
+      name: "pgmux_prepared_statement_hits_total",
+      help: "A client's Parse or Bind of a named statement found it already prepared on its server",
+      labelNames: POOL_LABELS,
+    },
+    () => perPoolPart(data, prepared, (s) => s.hits),
+  );
+  new SampledCounter(
+    registry,
+    {
+      name: "pgmux_prepared_statement_misses_total",
+      help: "A named statement was prepared on a server that lacked it (the client's Parse, or one pgmux sent first)",
+      labelNames: POOL_LABELS,
+    },
+    () => perPoolPart(data, prepared, (s) => s.misses),
+  );
+  new SampledCounter(
+    registry,
+    {
+      name: "pgmux_prepared_statement_evictions_total",
+      help: "Prepared statements closed on a server to keep it within max_prepared_statements",
+      labelNames: POOL_LABELS,
+    },
+    () => perPoolPart(data, prepared, (s) => s.evictions),
+  );
+  new SampledGauge(
+    registry,
+    {
+      name: "pgmux_prepared_statements",
+      help: "Distinct prepared statements (query text and parameter types) a pool shares among its clients",
+      labelNames: POOL_LABELS,
+    },
+    () => perPoolPart(data, prepared, (s) => s.cached),
+  );
+  new SampledGauge(
+    registry,
+    {
+      name: "pgmux_server_prepared_statements",
+      help: "Prepared statements held by a pool's servers, summed over its servers",
+      labelNames: POOL_LABELS,
+    },
+    () => perPoolPart(data, prepared, (s) => s.onServers),
+  );
+
+  // ---- session state and pins (transaction and statement pools) ----
+  new SampledGauge(
+    registry,
+    {
+      name: "pgmux_clients_pinned",
+      help: "Clients pinned to their server now (LISTEN, advisory locks, temp tables, held cursors, SQL PREPARE, LOAD, ...)",
+      labelNames: POOL_LABELS,
+    },
+    () => perPoolPart(data, sessionState, (s) => s.pinnedClients),
+  );
+  new SampledCounter(
+    registry,
+    {
+      name: "pgmux_pins_total",
+      help: "Times a client came to be pinned to its server for a reason it was not already pinned for, by reason",
+      labelNames: [...POOL_LABELS, "reason"],
+    },
+    function* () {
+      for (const p of data.pools) {
+        if (p.sessionState === null) continue;
+        for (const [reason, value] of Object.entries(p.sessionState.pinsByReason)) {
+          yield { labels: { ...poolLabels(p), reason }, value };
+        }
+      }
+    },
+  );
+  new SampledCounter(
+    registry,
+    {
+      name: "pgmux_session_state_refused_total",
+      help: "Statements refused with 0A000 because they would pin the client (session_state = error)",
+      labelNames: POOL_LABELS,
+    },
+    () => perPoolPart(data, sessionState, (s) => s.refused),
   );
 
   // ---- errors and refusals ----
