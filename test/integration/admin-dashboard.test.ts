@@ -141,6 +141,26 @@ describe.skipIf(!haveChromium)("the dashboard page", () => {
     expect(await page.locator("#ready").textContent()).toBe("ready");
   }, 60_000);
 
+  test("a client pinned by LISTEN shows its pin in the clients table, and its pool one pinned client", async () => {
+    const c = await connect({ ...instance.params(), application_name: "dashboard-pins" });
+    try {
+      await c.query("LISTEN dashboard_pins");
+      const id = [...instance.pooler.clients].find((x) => x.params.get("application_name") === "dashboard-pins")?.id;
+      expect(id).toBeDefined();
+      const pins = `#clients tbody tr[data-client="${id}"] td.pins`;
+      await waitUntil("the pin on the page", async () => (await page.locator(pins).textContent()) === "listen 1", {
+        timeoutMs: 10_000,
+        intervalMs: 100,
+      });
+      expect(await cellNumber(page, `#pools tbody tr[data-pool="${poolName}"] td.pinned`)).toBe(1);
+      const byReason = await page.locator("#pins tbody tr").allTextContents();
+      expect(byReason).toContain("listen1");
+      await page.screenshot({ path: join(ARTIFACTS, "admin-dashboard-pins.png"), fullPage: true });
+    } finally {
+      await c.end();
+    }
+  }, 60_000);
+
   test("the trace viewer shows a traced client's messages (needs the engine's trace hooks)", async () => {
     expect(admin.tracer(), "Pooler.tracer is not wired into the engine yet").not.toBeNull();
     await page.fill('#trace-form input[name="application_name"]', "dashboard-trace");

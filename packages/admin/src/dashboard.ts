@@ -1,8 +1,9 @@
 /**
  * The dashboard page served at `/`: one static HTML document and one script, no build step and nothing
  * fetched from elsewhere. The script reads the JSON API every second and draws pools (with line charts of
- * client/server counts and wait time), clients, servers, errors, and a live-trace viewer (server-sent
- * events from /v1/trace). It writes every value with textContent: nothing from the API becomes markup.
+ * client/server counts and wait time, pinned clients and prepared-statement counters), clients (with
+ * their pins), servers, errors and pins by reason, and a live-trace viewer (server-sent events from
+ * /v1/trace). It writes every value with textContent: nothing from the API becomes markup.
  */
 
 export const DASHBOARD_HTML = `<!doctype html>
@@ -40,6 +41,7 @@ export const DASHBOARD_HTML = `<!doctype html>
   .cols { display: grid; grid-template-columns: repeat(auto-fill, minmax(220px, 1fr)); gap: 16px; }
   .empty { color: var(--muted); font-style: italic; }
   .scroll { max-height: 320px; overflow: auto; }
+  .wide { overflow-x: auto; }
   form { display: flex; gap: 8px; flex-wrap: wrap; align-items: center; margin-bottom: 8px; }
   input { font: inherit; padding: 3px 6px; border: 1px solid var(--line); border-radius: 4px; width: 150px; }
   button { font: inherit; padding: 3px 10px; border: 1px solid #c9ced6; border-radius: 4px; background: #fff; cursor: pointer; }
@@ -58,15 +60,19 @@ export const DASHBOARD_HTML = `<!doctype html>
   <section>
     <h2>Pools</h2>
     <div class="totals" id="totals"></div>
-    <table id="pools">
+    <div class="wide"><table id="pools">
       <thead><tr>
         <th>database</th><th>user</th><th>mode</th>
         <th class="num">clients active</th><th class="num">idle</th><th class="num">waiting</th>
         <th class="num">servers active</th><th class="num">idle</th><th class="num">used</th><th class="num">tested</th><th class="num">login</th>
         <th class="num">max wait</th><th class="num">transactions</th><th class="num">queries</th><th class="num">tx/s</th>
+        <th class="num" title="clients pinned to their server now">pinned</th>
+        <th class="num" title="prepared statements found on the server">stmt hits</th>
+        <th class="num" title="prepared statements the server lacked">misses</th>
+        <th class="num" title="prepared statements closed to stay within max_prepared_statements">evictions</th>
       </tr></thead>
       <tbody></tbody>
-    </table>
+    </table></div>
     <div class="charts" id="charts"></div>
   </section>
   <section>
@@ -75,13 +81,13 @@ export const DASHBOARD_HTML = `<!doctype html>
       <div><h3>Server errors by SQLSTATE</h3><table id="server-errors"><tbody></tbody></table></div>
       <div><h3>pgmux errors</h3><table id="pooler-errors"><tbody></tbody></table></div>
       <div><h3>Refused connections</h3><table id="refused"><tbody></tbody></table></div>
-      <div><h3>Pins by reason</h3><table id="pins"><tbody></tbody></table></div>
+      <div><h3>Pins by reason (since start)</h3><table id="pins"><tbody></tbody></table></div>
     </div>
   </section>
   <section>
     <h2>Clients <span id="client-count" class="badge"></span></h2>
     <div class="scroll"><table id="clients">
-      <thead><tr><th class="num">id</th><th>user</th><th>database</th><th>state</th><th>application</th><th>address</th><th class="num">waiting</th><th class="num">owed</th><th class="num">server</th></tr></thead>
+      <thead><tr><th class="num">id</th><th>user</th><th>database</th><th>state</th><th>application</th><th>address</th><th class="num">waiting</th><th class="num">owed</th><th class="num">server</th><th>pins</th></tr></thead>
       <tbody></tbody>
     </table></div>
   </section>
@@ -253,7 +259,7 @@ export const DASHBOARD_JS = `"use strict";
     if (pools.length === 0) {
       var empty = document.createElement("tr");
       var td = cell(empty, "no pool yet: pools appear when a client logs in", "empty");
-      td.colSpan = 15;
+      td.colSpan = 19;
       tbody.appendChild(empty);
     }
     var charts = $("charts");
@@ -268,6 +274,10 @@ export const DASHBOARD_JS = `"use strict";
       cell(tr, seconds(p.maxWaitSeconds), "num");
       cell(tr, p.totals.transactions, "num transactions"); cell(tr, p.totals.queries, "num queries");
       cell(tr, tps.toFixed(1), "num tps");
+      var ss = p.sessionState, ps = p.preparedStatements;
+      cell(tr, ss ? ss.pinnedClients : "", "num pinned");
+      cell(tr, ps ? ps.hits : "", "num prepared-hits"); cell(tr, ps ? ps.misses : "", "num prepared-misses");
+      cell(tr, ps ? ps.evictions : "", "num prepared-evictions");
       tbody.appendChild(tr);
       var h = history[p.name];
       var key = p.name.replace(/[^A-Za-z0-9_-]/g, "_");
@@ -276,6 +286,18 @@ export const DASHBOARD_JS = `"use strict";
       drawChart(chartBox(charts, key + "-wait", p.name + ": wait for a server", ["max wait", "average wait per assignment"]),
         h.t, [{ values: h.mw }, { values: h.aw }], seconds);
     });
+  }
+
+  /** "listen 2, advisory_lock 1" from { listen: 2, advisory_lock: 1 }; "" when none (or not tracked). */
+  function pinText(pins) {
+    if (!pins) return "";
+    return Object.keys(pins).sort().map(function (k) { return k + " " + pins[k]; }).join(", ");
+  }
+
+  function nonZero(record) {
+    var out = {};
+    Object.keys(record || {}).forEach(function (k) { if (record[k]) out[k] = record[k]; });
+    return out;
   }
 
   function renderClients(clients) {
@@ -288,6 +310,7 @@ export const DASHBOARD_JS = `"use strict";
       cell(tr, c.id, "num"); cell(tr, c.user); cell(tr, c.database); cell(tr, c.state); cell(tr, c.applicationName);
       cell(tr, c.addr + (c.port ? ":" + c.port : "")); cell(tr, c.waitSeconds ? seconds(c.waitSeconds) : "", "num");
       cell(tr, c.owed, "num"); cell(tr, c.serverId === null ? "" : c.serverId, "num");
+      cell(tr, pinText(c.pins), "pins");
       tbody.appendChild(tr);
     });
   }
@@ -317,7 +340,8 @@ export const DASHBOARD_JS = `"use strict";
     var totals = $("totals");
     totals.textContent = "";
     [["transactions", o.totals.transactions], ["queries", o.totals.queries], ["received", o.totals.bytesFromClients + " B"],
-     ["sent", o.totals.bytesFromServers + " B"], ["client wait", seconds(o.totals.waitSeconds)], ["clients accepted", o.totals.clientsAccepted]]
+     ["sent", o.totals.bytesFromServers + " B"], ["client wait", seconds(o.totals.waitSeconds)], ["clients accepted", o.totals.clientsAccepted],
+     ["clients pinned", o.pins.pinnedClients], ["prepared hits", o.preparedStatements.hits], ["misses", o.preparedStatements.misses]]
       .forEach(function (pair) {
         var span = document.createElement("span");
         span.appendChild(document.createTextNode(pair[0] + " "));
@@ -329,7 +353,7 @@ export const DASHBOARD_JS = `"use strict";
     fillRecord($("server-errors"), o.errors.serverBySqlState, "none");
     fillRecord($("pooler-errors"), o.errors.poolerByCode, "none");
     fillRecord($("refused"), o.errors.refusedByReason, "none");
-    fillRecord($("pins"), o.pins, o.pins === null ? "not counted by this engine yet" : "none");
+    fillRecord($("pins"), nonZero(o.pins.byReason), "none");
   }
 
   function refresh() {
