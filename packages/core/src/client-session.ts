@@ -390,6 +390,25 @@ export class ClientSession {
 
   private onRequestData(chunk: Buffer): void {
     if (this.trace !== null) this.trace.record(TraceDirection.F2B, chunk, 0, chunk.length);
+    const q = this.replies;
+    const server = this.state === ClientState.Active ? this.server : null;
+    // Rewriting may cut one chunk into several writes: they leave together, in one system call.
+    if (q !== null && server !== null) this.batching = true;
+    try {
+      this.scanRequests(chunk, server);
+    } finally {
+      if (this.batching) this.endBatch(server!);
+    }
+    // What was sent may have balanced the books without a reply to come: the CopyDone that ends a COPY the
+    // server already rejected (its ReadyForQuery came first), or a Flush.
+    const linked = this.server;
+    if (linked !== null && this.owed === 0 && this.state === ClientState.Active && this.releasable(linked.status)) {
+      this.pool!.release(linked);
+    }
+  }
+
+  /** The loop of onRequestData: walks the chunk's messages, keeping the books, and sends what is for the server. */
+  private scanRequests(chunk: Buffer, server: ServerConnection | null): void {
     const cur = this.cursor;
     const q = this.replies;
     const end = chunk.length;
@@ -400,8 +419,6 @@ export class ClientSession {
     let messageStart = cur.atBoundary ? 0 : -1;
     /** Some messages are read whole here, so an unfinished one may be held back at the chunk's end. */
     const tracking = cur.peek !== PEEK_NONE;
-    const server = this.state === ClientState.Active ? this.server : null;
-    if (q !== null && server !== null) server.socket.cork();
     while (pos < end || cur.pending) {
       if (cur.atBoundary) messageStart = pos;
       pos = cur.advance(chunk, pos);
@@ -466,7 +483,7 @@ export class ClientSession {
         case T.Terminate: {
           const start = pos - 5;
           if (start > from) this.send(chunk.subarray(from, start));
-          if (q !== null && server !== null) server.socket.uncork();
+          if (this.batching) this.endBatch(server!);
           this.close("client sent Terminate", true);
           return;
         }
@@ -481,13 +498,6 @@ export class ClientSession {
     }
     if (from === 0 && stop === end) this.send(chunk);
     else if (from < stop) this.send(chunk.subarray(from, stop));
-    if (q !== null && server !== null) server.socket.uncork();
-    // What was sent may have balanced the books without a reply to come: the CopyDone that ends a COPY the
-    // server already rejected (its ReadyForQuery came first), or a Flush.
-    const linked = this.server;
-    if (linked !== null && this.owed === 0 && this.state === ClientState.Active && this.releasable(linked.status)) {
-      this.pool!.release(linked);
-    }
   }
 
   /**
@@ -834,7 +844,31 @@ export class ClientSession {
         this.journal.push(bytes);
       }
     }
+    if (this.batching) {
+      this.batch.push(bytes);
+      return true;
+    }
     return server.write(bytes);
+  }
+
+  /** While set, toServer collects writes; endBatch sends them (corked when there are several). */
+  private batching = false;
+  private readonly batch: Buffer[] = [];
+
+  private endBatch(server: ServerConnection): boolean {
+    this.batching = false;
+    const batch = this.batch;
+    let ok = true;
+    if (batch.length === 1) {
+      ok = server.write(batch[0]!);
+    } else if (batch.length > 1) {
+      server.socket.cork();
+      for (const bytes of batch) ok = server.write(bytes);
+      server.socket.uncork();
+    }
+    batch.length = 0;
+    if (!ok) this.socket.pause();
+    return ok;
   }
 
   private readonly journal: Buffer[] = [];
@@ -887,8 +921,8 @@ export class ClientSession {
     this.pendingBytes = 0;
     let ok = true;
     if (this.replies !== null) {
-      server.socket.cork();
       this.evictStatements(server);
+      this.batching = true;
     }
     for (const item of held) {
       if (Buffer.isBuffer(item)) {
@@ -898,7 +932,7 @@ export class ClientSession {
       }
     }
     if (this.replies !== null) {
-      server.socket.uncork();
+      ok = this.endBatch(server);
       this.emitReadyReplies();
     }
     if (ok) this.socket.resume();
