@@ -29,6 +29,7 @@ import type { Pool } from "./pool.js";
 import { Pooler } from "./pooler.js";
 import { DEFAULT_SETTINGS, type PoolerSettings } from "./pooler-settings.js";
 import type { ServerConnection } from "./server-connection.js";
+import { SessionState } from "./session-state.js";
 
 function quietPooler(settings: Partial<PoolerSettings> & Record<string, unknown> = {}) {
   const clock = { t: 100_000 };
@@ -290,6 +291,33 @@ describe("admin console", () => {
     expect(servers.rows[0]?.slice(0, 6)).toEqual(["S", "alice", "shop", "active", "10.1.1.1", "5432"]);
     expect(servers.rows[0]?.[14]).toBe(String(app.client.id));
     expect(servers.rows[0]?.[15]).toBe("777");
+  });
+
+  test("SHOW PINS, pgmux's own, lists each pinned client's reasons with their counts", async () => {
+    const { pooler } = quietPooler({ poolMode: "transaction" });
+    const pool = pooler.poolFor("shop", "alice")!;
+    const listener = new SessionState();
+    listener.apply([
+      { kind: "pin", reason: "listen", key: "jobs" },
+      { kind: "pin", reason: "listen", key: "mail" },
+      { kind: "pin", reason: "advisory_lock" },
+    ]);
+    const setter = new SessionState();
+    setter.apply([{ kind: "set", name: "search_path", sql: "SET search_path = app" }]);
+    const pinned = consoleClient(pooler, "alice", { pool, database: "shop", state: "active", session: listener });
+    consoleClient(pooler, "alice", { pool, database: "shop", state: "idle", session: setter });
+    const pins = tableOf(await converse(pooler, "watcher", encodeQuery({ query: "SHOW PINS" })));
+    expect(pins.columns).toEqual([
+      ["id", 23],
+      ["user", 25],
+      ["database", 25],
+      ["reason", 25],
+      ["count", 23],
+    ]);
+    expect(pins.rows).toEqual([
+      [String(pinned.client.id), "alice", "shop", "advisory_lock", "1"],
+      [String(pinned.client.id), "alice", "shop", "listen", "2"],
+    ]);
   });
 
   test("every SHOW view answers, and SHOW VERSION names PgBouncer 1.18 first", async () => {

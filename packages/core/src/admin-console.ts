@@ -7,6 +7,7 @@
  *
  *   SHOW POOLS | STATS | STATS_TOTALS | STATS_AVERAGES | CLIENTS | SERVERS | DATABASES | USERS | LISTS |
  *        CONFIG | VERSION | STATE | HELP
+ *   SHOW PINS (pgmux's own: clients pinned to their server, by reason)
  *   PAUSE | RESUME | RECONNECT | RELOAD | KILL_CLIENT <id> | SHUTDOWN [WAIT_FOR_SERVERS|WAIT_FOR_CLIENTS]
  *
  * Stats users may only SHOW (anything else is 42501). Types follow PgBouncer's result descriptions: text
@@ -328,6 +329,15 @@ const CONFIG_COLUMNS = columns([
   ["changeable", "s"],
 ]);
 
+/** SHOW PINS, pgmux's own: one row per pinned client and reason. */
+const PINS_COLUMNS = columns([
+  ["id", "i"],
+  ["user", "s"],
+  ["database", "s"],
+  ["reason", "s"],
+  ["count", "i"],
+]);
+
 const VERSION_COLUMNS = columns([["version", "s"]]);
 const STATE_COLUMNS = columns([
   ["key", "s"],
@@ -348,6 +358,7 @@ export const SHOW_VIEWS = [
   "config",
   "version",
   "state",
+  "pins",
 ] as const;
 export type ShowView = (typeof SHOW_VIEWS)[number];
 
@@ -360,7 +371,7 @@ export function consoleVersionString(): string {
   return `PgBouncer ${PGBOUNCER_COMPAT_VERSION} (pgmux ${pgmuxPackageVersion()})`;
 }
 
-/** The rows of a SHOW command, with PgBouncer 1.18's columns. */
+/** The rows of a SHOW command, with PgBouncer 1.18's columns (SHOW PINS is pgmux's own). */
 export function pgbouncerView(pooler: Pooler, view: ShowView): ConsoleResult {
   const clock = snapshotClock(pooler);
   const ctx = contextOf(pooler);
@@ -387,6 +398,8 @@ export function pgbouncerView(pooler: Pooler, view: ShowView): ConsoleResult {
       return { columns: CONFIG_COLUMNS, rows: configRows(pooler.settings, ctx.config()) };
     case "version":
       return { columns: VERSION_COLUMNS, rows: [[consoleVersionString()]] };
+    case "pins":
+      return { columns: PINS_COLUMNS, rows: pinRows(pooler) };
     case "state": {
       const paused = ctx.control.isPaused();
       return {
@@ -587,6 +600,18 @@ function clientRows(pooler: Pooler, clock: SnapshotClock): ConsoleCell[][] {
       "",
       c.params.get("application_name") ?? "",
     ]);
+  }
+  return rows;
+}
+
+/** Each pinned client's reasons, with how many things of that kind hold it (channels, locks, tables, ...). */
+function pinRows(pooler: Pooler): ConsoleCell[][] {
+  const rows: ConsoleCell[][] = [];
+  const sorted = [...pooler.clients].sort((a, b) => a.id - b.id);
+  for (const c of sorted) {
+    if (c.state === ClientState.Closed || c.session?.pinned !== true) continue;
+    const pins = [...c.session.pins].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    for (const [reason, count] of pins) rows.push([c.id, c.user, c.database, reason, count]);
   }
   return rows;
 }
@@ -848,7 +873,7 @@ const COMMANDS: Readonly<Record<string, Command>> = {
 
 const HELP = [
   "SHOW HELP|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|USERS|VERSION",
-  "SHOW LISTS|STATE",
+  "SHOW LISTS|STATE|PINS",
   "SHOW STATS|STATS_TOTALS|STATS_AVERAGES",
   "PAUSE",
   "RESUME",
