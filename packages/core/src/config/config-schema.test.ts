@@ -190,6 +190,11 @@ const IMPLEMENTED_GENERAL_KEYS = [
   "admin_api_token",
   "pgbouncer_exporter_compat",
   "workers",
+  "shutdown_delay",
+  "shutdown_timeout",
+  "watch_config",
+  "log_format",
+  "log_level",
 ];
 
 describe("the configuration schema", () => {
