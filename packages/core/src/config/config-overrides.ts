@@ -85,7 +85,7 @@ export function envOverrides(
   const taken = new Set<string>();
 
   /** The value of `name`, or of `name_FILE` read from its file; both set is a mistake. */
-  const valueOf = (name: string, key: string): { origin: string; value: string } | null => {
+  const lookup = (name: string, key: string): { origin: string; value: string } | null => {
     const direct = env[name];
     const file = env[`${name}_FILE`];
     taken.add(name);
@@ -119,7 +119,7 @@ export function envOverrides(
   for (const key of keys) {
     const name = `${ENV_PREFIX}${key.toUpperCase()}`;
     // PGMUX_AUTH_FILE is the auth_file setting, not "PGMUX_AUTH read from a file": exact names come first.
-    const found = valueOf(name, key);
+    const found = lookup(name, key);
     if (found === null) continue;
     const target = GENERAL_KEY_ALIASES[key] ?? key;
     overrides.push({
@@ -130,11 +130,11 @@ export function envOverrides(
     });
   }
 
-  const userlist = valueOf(`${ENV_PREFIX}USERLIST`, "userlist");
+  const userlist = lookup(`${ENV_PREFIX}USERLIST`, "userlist");
   if (userlist !== null)
     overrides.push({ origin: userlist.origin, path: ["userlist"], value: userlist.value, secret: true });
 
-  const url = valueOf("DATABASE_URL", "DATABASE_URL");
+  const url = lookup("DATABASE_URL", "DATABASE_URL");
   if (url !== null) {
     const parsed = databaseUrlOverrides(url.value, url.origin);
     overrides.push(...parsed.overrides);
@@ -150,7 +150,7 @@ export function envOverrides(
       const entryName = entry[2]!;
       const base = `${ENV_PREFIX}${entry[1]}__${entryName}`;
       if (taken.has(base)) continue;
-      const found = valueOf(base, `${section}.${entryName}`);
+      const found = lookup(base, `${section}.${entryName}`);
       if (found !== null) {
         overrides.push({ origin: found.origin, path: [section, entryName], value: found.value, secret: true });
       }
