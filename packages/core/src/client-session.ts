@@ -518,7 +518,7 @@ export class ClientSession {
     const server = this.server;
     return (
       server !== null &&
-      this.pool!.mode !== "session" &&
+      (this.pool!.mode !== "session" || this.pool!.closing) &&
       status === TransactionStatus.Idle &&
       this.owed === 0 &&
       !this.unsynced &&

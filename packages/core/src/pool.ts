@@ -2,8 +2,9 @@ import { TransactionStatus } from "@pgmux/protocol";
 import type { Logger } from "pino";
 import type { ClientSession } from "./client-session.js";
 import { PoolHistograms } from "./duration-histogram.js";
+import { closeAtBoundary, releaseIfAtBoundary } from "./pool-winddown.js";
 import type { Pooler } from "./pooler.js";
-import type { DatabaseSettings, PoolMode } from "./pooler-settings.js";
+import type { DatabaseSettings, PoolerSettings, PoolMode } from "./pooler-settings.js";
 import { type InternalResult, ServerConnection, ServerState } from "./server-connection.js";
 import type { ScramKeys } from "./server-login.js";
 import { parameterSyncQuery, recordParameterSync } from "./tracked-parameters.js";
@@ -27,12 +28,13 @@ export interface PoolStats {
 export class Pool {
   readonly name: string;
   readonly log: Logger;
-  readonly mode: PoolMode;
-  readonly size: number;
-  readonly minSize: number;
-  readonly reserveSize: number;
+  // Mode, sizes and the server login follow the configuration: a reload changes them (applySettings).
+  mode: PoolMode;
+  size: number;
+  minSize: number;
+  reserveSize: number;
   /** The user pgmux logs in to the server as. */
-  readonly serverUser: string;
+  serverUser: string;
   /** Password (plain or `md5…`) or SCRAM verifier for the server login, if pgmux has one. */
   serverSecret: string | undefined;
   /** SCRAM keys learnt from a client's own login, for logging in without a plaintext password. */
@@ -65,21 +67,31 @@ export class Pool {
   /** Durations of client waits, transactions and queries, observed where the counters above are bumped. */
   readonly histograms = new PoolHistograms();
 
+  /**
+   * Set when a reload removed this pool's database: its clients finish what they are doing and are
+   * closed, its servers close as they come back, and the pooler forgets it once it is empty.
+   */
+  retired = false;
+
   constructor(
     readonly pooler: Pooler,
-    readonly database: DatabaseSettings,
+    public database: DatabaseSettings,
     readonly user: string,
   ) {
-    const s = pooler.settings;
-    const userSettings = s.userSettings.get(user);
+    const limits = poolLimits(pooler.settings, database, user);
     this.name = `${database.name}/${user}`;
-    this.mode = userSettings?.poolMode ?? database.poolMode ?? s.poolMode;
-    this.size = database.poolSize ?? userSettings?.poolSize ?? s.defaultPoolSize;
-    this.minSize = database.minPoolSize ?? s.minPoolSize;
-    this.reserveSize = database.reservePoolSize ?? s.reservePoolSize;
-    this.serverUser = database.user ?? user;
-    this.serverSecret = database.password ?? s.users.get(this.serverUser);
-    this.log = pooler.log.child({ pool: this.name });
+    this.mode = limits.mode;
+    this.size = limits.size;
+    this.minSize = limits.minSize;
+    this.reserveSize = limits.reserveSize;
+    this.serverUser = limits.serverUser;
+    this.serverSecret = limits.serverSecret;
+    this.log = pooler.log.child({ pool: this.name, database: database.name, user });
+  }
+
+  /** True while the pool winds down (pgmux drains, or its database was removed): clients leave at a boundary. */
+  get closing(): boolean {
+    return this.retired || this.pooler.draining;
   }
 
   get idleCount(): number {
@@ -158,6 +170,7 @@ export class Pool {
 
   /** Opens up to `n` servers, within pool size (plus the reserve when allowed) and the db/user limits. */
   openServers(n: number, useReserve: boolean): void {
+    if (this.closing) return;
     const now = this.pooler.now();
     const retryMs = this.pooler.settings.serverLoginRetryMs;
     if (this.lastConnectFailureAt > 0 && now - this.lastConnectFailureAt < retryMs) return;
@@ -286,6 +299,8 @@ export class Pool {
     // It may have been paused for the client's backpressure; the next client must find it reading.
     server.resumeReading();
     this.makeIdle(server);
+    // A transaction boundary: while the pool winds down, this is where its client is let go.
+    if (client !== null && this.closing) closeAtBoundary(client);
   }
 
   /**
@@ -358,6 +373,11 @@ export class Pool {
       server.close("reconnect requested");
       return;
     }
+    const surplus = this.surplusReason();
+    if (surplus !== null) {
+      server.close(surplus);
+      return;
+    }
     const s = this.pooler.settings;
     if (s.serverLifetimeMs > 0 && now - server.createdAt >= s.serverLifetimeMs && this.servers.size > this.minSize) {
       server.close("server_lifetime reached");
@@ -400,6 +420,80 @@ export class Pool {
     this.closeIdle(() => "reconnect requested");
   }
 
+  /**
+   * A reload's new settings for this pool's database (the pooler has already swapped its settings): the
+   * mode and sizes apply from now on. A smaller pool closes idle servers beyond its size now and busy ones
+   * as they come back; a larger one opens servers for clients that wait. A changed server address or
+   * login replaces the servers as they become idle; no client is disconnected.
+   */
+  applySettings(database: DatabaseSettings): void {
+    const previous = this.database;
+    const limits = poolLimits(this.pooler.settings, database, this.user);
+    const moved =
+      previous.host !== database.host ||
+      previous.port !== database.port ||
+      previous.dbname !== database.dbname ||
+      previous.user !== database.user ||
+      limits.serverSecret !== this.serverSecret;
+    this.database = database;
+    const changes: Record<string, unknown> = {};
+    if (limits.mode !== this.mode) changes.mode = limits.mode;
+    if (limits.size !== this.size) changes.size = limits.size;
+    if (limits.minSize !== this.minSize) changes.minSize = limits.minSize;
+    if (limits.reserveSize !== this.reserveSize) changes.reserveSize = limits.reserveSize;
+    this.mode = limits.mode;
+    this.size = limits.size;
+    this.minSize = limits.minSize;
+    this.reserveSize = limits.reserveSize;
+    if (limits.serverUser !== this.serverUser) {
+      // The db/user limit books are kept per server user: only servers opened from now on use the new one.
+      changes.serverUser = limits.serverUser;
+    }
+    this.serverSecret = limits.serverSecret;
+    if (moved) {
+      changes.server = `${database.host}:${database.port}/${database.dbname}`;
+      this.clientScramKeys = null;
+      this.reconnect();
+    }
+    if (Object.keys(changes).length > 0) this.log.info({ changes }, "pool settings changed by reload");
+    this.closeIdle(() => this.surplusReason());
+    this.dispatch();
+  }
+
+  /** Why a server coming back (or idle) should close rather than stay: the pool is winding down or too big. */
+  private surplusReason(): string | null {
+    if (this.pooler.draining) return "pgmux is shutting down";
+    if (this.retired) return "database removed from the configuration";
+    const limit = this.size + this.reserveSize;
+    if (this.servers.size <= limit) return null;
+    let open = 0;
+    for (const s of this.servers) if (s.closeReason === "") open++;
+    return open > limit ? "pool size lowered by reload" : null;
+  }
+
+  /**
+   * The database was removed by a reload: clients holding no server leave now, the others at the end of
+   * their transaction, servers as they come back.
+   */
+  retire(): void {
+    if (this.retired) return;
+    this.retired = true;
+    this.log.info({ reason: "database removed from the configuration" }, "pool retiring");
+    for (const c of this.pooler.clients) {
+      if (c.pool !== this) continue;
+      if (c.server === null) closeAtBoundary(c);
+      else releaseIfAtBoundary(c);
+    }
+    this.closeIdle(() => "database removed from the configuration");
+  }
+
+  /** Whether nothing is left: no server and no client (a retired pool is then forgotten). */
+  get empty(): boolean {
+    if (this.servers.size > 0) return false;
+    for (const c of this.pooler.clients) if (c.pool === this) return false;
+    return true;
+  }
+
   /** Closes one idle server (for another pool's sake, when a db/user limit is reached). */
   closeOneIdle(reason: string): boolean {
     const server = this.idle.shift();
@@ -407,4 +501,29 @@ export class Pool {
     server.close(reason);
     return true;
   }
+}
+
+/** A pool's mode, sizes and server login from the settings: the database's own, the user's, then the global ones. */
+export function poolLimits(
+  s: PoolerSettings,
+  database: DatabaseSettings,
+  user: string,
+): {
+  mode: PoolMode;
+  size: number;
+  minSize: number;
+  reserveSize: number;
+  serverUser: string;
+  serverSecret: string | undefined;
+} {
+  const userSettings = s.userSettings.get(user);
+  const serverUser = database.user ?? user;
+  return {
+    mode: userSettings?.poolMode ?? database.poolMode ?? s.poolMode,
+    size: database.poolSize ?? userSettings?.poolSize ?? s.defaultPoolSize,
+    minSize: database.minPoolSize ?? s.minPoolSize,
+    reserveSize: database.reservePoolSize ?? s.reservePoolSize,
+    serverUser,
+    serverSecret: database.password ?? s.users.get(serverUser),
+  };
 }

@@ -7,11 +7,13 @@ import type { Logger } from "pino";
 import { forwardCancel } from "./cancel-forwarder.js";
 import { VerifierCache } from "./client-auth.js";
 import { ClientSession, ClientState, closeAfterFlush } from "./client-session.js";
+import { type DrainOptions, type DrainResult, drainPooler } from "./drain.js";
 import { sweep } from "./janitor.js";
 import { Pool } from "./pool.js";
 import { formatPoolerMessage, PoolerErrors } from "./pooler-errors.js";
 import type { DatabaseSettings, PoolerSettings } from "./pooler-settings.js";
 import { PoolerStats } from "./pooler-stats.js";
+import { type ReloadReport, reloadSettings } from "./reload-settings.js";
 import type { ServerConnection } from "./server-connection.js";
 import { Tracer } from "./tracer.js";
 
@@ -54,6 +56,8 @@ export class Pooler {
   private janitor: NodeJS.Timeout | null = null;
   private readonly janitorIntervalMs: number;
   private shuttingDown = false;
+  /** Set by drain(): new clients are refused, each client is let go at its next transaction boundary. */
+  draining = false;
   /** PAUSE: no server is handed to a client until resume(); waiting clients wait, linked ones finish. */
   paused = false;
   readonly addresses: ListenAddress[] = [];
@@ -98,7 +102,7 @@ export class Pooler {
 
   private accept(socket: net.Socket): void {
     this.stats.clientsAccepted++;
-    if (this.shuttingDown) {
+    if (this.shuttingDown || this.draining) {
       this.refuse(socket, "shutting_down", {});
       return;
     }
@@ -139,15 +143,19 @@ export class Pooler {
   poolFor(database: string, user: string): Pool | null {
     const key = `${database}\0${user}`;
     let pool = this.pools.get(key);
-    if (pool !== undefined) return pool;
+    if (pool !== undefined && !pool.retired) return pool;
     const db = this.databaseFor(database);
     if (db === null) return null;
+    // A pool still draining from an earlier removal of this database keeps running under another key.
+    if (pool !== undefined) this.pools.set(`${key}\0retired${this.stats.clientsAccepted}`, pool);
+    this.pools.delete(key);
     pool = new Pool(this, db, user);
     this.pools.set(key, pool);
     return pool;
   }
 
-  private databaseFor(name: string): DatabaseSettings | null {
+  /** The settings a client asking for database `name` gets: its entry, or the `*` fallback; null if neither. */
+  databaseFor(name: string): DatabaseSettings | null {
     const db = this.settings.databases.get(name);
     if (db !== undefined) return db;
     const fallback = this.settings.fallbackDatabase;
@@ -233,6 +241,23 @@ export class Pooler {
       if (error !== null) server.log.warn({ reason: error }, "cancel request failed");
       server.pool.cancelFinished(server);
     });
+  }
+
+  /**
+   * Applies a reloaded configuration to the running engine (see reload-settings.ts): pool sizes and modes
+   * change in place, removed databases drain, new ones appear on first use. Listener settings need a restart.
+   */
+  reload(settings: PoolerSettings): ReloadReport {
+    return reloadSettings(this, settings);
+  }
+
+  /**
+   * Graceful shutdown (see drain.ts): refuses new clients and lets each client go at its next transaction
+   * boundary; resolves when all are gone, or cancels what still runs once `timeoutMs` has passed. Call
+   * stop() afterwards.
+   */
+  drain(options: DrainOptions = {}): Promise<DrainResult> {
+    return drainPooler(this, options);
   }
 
   pause(): void {
