@@ -332,7 +332,7 @@ export class ClientSession {
     this.state = ClientState.Idle;
     this.lastActivityAt = this.pooler.now();
     this.trace = this.pooler.tracer.tapFor(this);
-    this.log.debug("client logged in");
+    this.log[this.pooler.settings.logConnections === false ? "debug" : "info"]("client logged in");
     if (this.early.length > 0) {
       const early = this.early.length === 1 ? this.early[0]! : Buffer.concat(this.early);
       this.early = [];
@@ -626,6 +626,9 @@ export class ClientSession {
     const previous = this.state;
     this.state = ClientState.Closed;
     this.pooler.clientClosed(this);
+    const loggedIn = previous !== ClientState.Startup && previous !== ClientState.Auth;
+    const level = loggedIn && this.pooler.settings.logDisconnections !== false ? "info" : "debug";
+    this.log[level]({ reason: this.closeReason, state: previous }, "client disconnected");
     const pool = this.pool;
     if (pool === null) return;
     if (previous === ClientState.Waiting || previous === ClientState.Welcome) pool.forget(this);

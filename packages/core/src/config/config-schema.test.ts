@@ -195,6 +195,8 @@ const IMPLEMENTED_GENERAL_KEYS = [
   "watch_config",
   "log_format",
   "log_level",
+  "log_connections",
+  "log_disconnections",
 ];
 
 describe("the configuration schema", () => {
