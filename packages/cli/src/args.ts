@@ -26,6 +26,8 @@ export interface CliArgs {
   readonly printConfig: boolean;
   /** -v counts: 1 debug, 2 trace; -q is -1. */
   readonly verbosity: number;
+  /** Internal (`--worker i/N`): this process is worker i of N, started by the supervisor (workers: N). */
+  readonly worker: { index: number; count: number } | undefined;
 }
 
 /** Parses the command line; throws a TypeError (from node:util) with a readable message on bad options. */
@@ -42,11 +44,18 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
       help: { type: "boolean", short: "h" },
       verbose: { type: "boolean", short: "v", multiple: true },
       quiet: { type: "boolean", short: "q" },
+      worker: { type: "string" },
     },
   });
+  let worker: CliArgs["worker"];
+  if (values.worker !== undefined) {
+    const m = /^(\d+)\/(\d+)$/.exec(values.worker);
+    if (m === null || Number(m[1]) >= Number(m[2])) throw new TypeError("--worker is internal: i/N with i < N");
+    worker = { index: Number(m[1]), count: Number(m[2]) };
+  }
   const verbose = tokens.filter((t) => t.kind === "option" && t.name === "verbose").length;
   const verbosity = values.quiet === true ? -1 : verbose;
-  const base = { set: values.set ?? [], printConfig: values["print-config"] === true, verbosity };
+  const base = { set: values.set ?? [], printConfig: values["print-config"] === true, verbosity, worker };
   if (values.help === true) return { command: "help", file: undefined, ...base };
   if (values.version === true) return { command: "version", file: undefined, ...base };
   const check = positionals[0] === "check";

@@ -8,8 +8,19 @@ export function bannerFields(options: {
   pooler: Pooler;
   adminUrl: string;
 }): Record<string, unknown> {
-  const g = options.config.pgmux;
   const listen = options.pooler.addresses.map((a) => (a.path !== undefined ? `unix:${a.path}` : `${a.host}:${a.port}`));
+  return bannerFromConfig(options.version, options.config, options.configFile, listen, options.adminUrl);
+}
+
+export function bannerFromConfig(
+  version: string,
+  config: PgmuxConfig,
+  configFile: string | undefined,
+  listen: readonly string[],
+  adminUrl: string,
+): Record<string, unknown> {
+  const options = { version, config, configFile, adminUrl };
+  const g = config.pgmux;
   const databases = Object.entries(options.config.databases).map(([name, db]) => ({
     name,
     server: `${db.host ?? "(local socket)"}:${db.port}/${db.dbname ?? (name === "*" ? "(as asked)" : name)}`,

@@ -6,6 +6,7 @@ import {
   ControlStateError,
   type PgmuxConfig,
   type Pooler,
+  type PoolerSettings,
   type ReloadReport,
   settingsFromConfig,
 } from "@pgmux/core";
@@ -24,6 +25,8 @@ export interface ConfigReloaderOptions {
   readonly files: readonly string[];
   /** How long the file watcher waits after the last change before reloading. */
   readonly debounceMs?: number;
+  /** Applied to the engine settings of each accepted configuration (a worker takes its share of the limits). */
+  readonly transform?: (settings: PoolerSettings) => PoolerSettings;
   /** Called with each accepted configuration (the admin server's view, the log level). */
   readonly onConfig?: (config: PgmuxConfig, previous: PgmuxConfig) => void;
 }
@@ -72,6 +75,7 @@ export class ConfigReloader {
     try {
       next = loadEffectiveConfig(this.options.file, this.options.env, this.options.set);
       settings = settingsFromConfig(next.loaded.config);
+      if (this.options.transform !== undefined) settings = this.options.transform(settings);
     } catch (err) {
       const problems = err instanceof ConfigError ? err.problems.map((p) => p.text) : [(err as Error).message];
       log.error({ trigger, problems }, "configuration rejected; the one in force stays");

@@ -4,15 +4,26 @@
  * signals, reload, drain and logs.
  */
 import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { AdminServer } from "@pgmux/admin";
-import { ConfigError, type LogLevel, Pooler, settingsFromConfig } from "@pgmux/core";
-import { parseCliArgs, USAGE } from "./args.js";
-import { bannerFields } from "./banner.js";
+import {
+  ConfigError,
+  type LogLevel,
+  type PgmuxConfig,
+  Pooler,
+  type PoolerSettings,
+  settingsForWorker,
+  settingsFromConfig,
+} from "@pgmux/core";
+import type { Logger } from "pino";
+import { type CliArgs, parseCliArgs, USAGE } from "./args.js";
+import { bannerFields, bannerFromConfig } from "./banner.js";
 import { ConfigReloader } from "./config-reloader.js";
 import { loadEffectiveConfig } from "./effective-config.js";
 import { createLogger, isLogLevel } from "./logger.js";
 import { renderConfig } from "./print-config.js";
 import { Shutdown } from "./shutdown.js";
+import { Supervisor, type WorkerMessage } from "./supervisor.js";
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
@@ -77,15 +88,38 @@ async function main(argv: string[]): Promise<number> {
   }
 
   const g = loaded.config.pgmux;
-  const log = createLogger({ level: levelFor(args.verbosity, g.log_level), format: g.log_format });
-  for (const w of effective.warnings) {
-    log.warn({ key: w.key, file: w.file, line: w.line, detail: w.message }, "configuration warning");
+  const root = createLogger({ level: levelFor(args.verbosity, g.log_level), format: g.log_format });
+  const worker = args.worker;
+  const log = worker === undefined ? root : root.child({ worker: worker.index });
+  // Warnings are the supervisor's to tell (once), not each worker's.
+  if (worker === undefined) {
+    for (const w of effective.warnings) {
+      log.warn({ key: w.key, file: w.file, line: w.line, detail: w.message }, "configuration warning");
+    }
   }
-  if (g.workers > 1) {
-    log.warn({ key: "workers", workers: g.workers }, "workers above 1 is not implemented yet: running one process");
-  }
-  const pooler = new Pooler({ settings: settingsFromConfig(loaded.config), log });
+  if (worker === undefined && g.workers > 1) return runSupervisor(args, loaded.config, log);
+
+  const forWorker = (s: PoolerSettings) =>
+    worker === undefined ? s : settingsForWorker(s, worker.index, worker.count);
+  const pooler = new Pooler({
+    settings: forWorker(settingsFromConfig(loaded.config)),
+    log,
+    ...(worker !== undefined
+      ? {
+          worker: {
+            index: worker.index,
+            count: worker.count,
+            forward: (pid: number, key: Buffer) => process.send?.({ type: "cancel", pid, key: key.toString("base64") }),
+          },
+        }
+      : {}),
+  });
   await pooler.start();
+  if (worker !== undefined) {
+    process.on("message", (m: WorkerMessage) => {
+      if (m.type === "cancel") pooler.cancelRequest(m.pid, Buffer.from(m.key, "base64"));
+    });
+  }
 
   const reloader = new ConfigReloader({
     file: args.file,
@@ -95,6 +129,7 @@ async function main(argv: string[]): Promise<number> {
     log,
     config: loaded.config,
     files: loaded.sources.files,
+    transform: forWorker,
     onConfig: (config, previous) => {
       admin.setConfig(config);
       // A level set in the file applies on reload unless -v/-q fixed it on the command line.
@@ -108,8 +143,9 @@ async function main(argv: string[]): Promise<number> {
   const admin: AdminServer = new AdminServer({
     pooler,
     log,
-    host: g.admin_listen_addr,
-    port: g.admin_listen_port,
+    // A worker's admin server is for its supervisor only, which serves the configured address.
+    host: worker === undefined ? g.admin_listen_addr : "127.0.0.1",
+    port: worker === undefined ? g.admin_listen_port : 0,
     config: loaded.config,
     version: version(),
     pgbouncerExporterCompat: g.pgbouncer_exporter_compat,
@@ -164,16 +200,71 @@ async function main(argv: string[]): Promise<number> {
       (err: Error) => log.warn({ trigger: "SIGUSR2", reason: err.message }, "resume refused"),
     );
   });
-  if (g.watch_config && args.file !== undefined) reloader.watch();
+  if (g.watch_config && args.file !== undefined && worker === undefined) reloader.watch();
 
-  log.info(
-    bannerFields({ version: version(), config: loaded.config, configFile: args.file, pooler, adminUrl }),
-    "pgmux started",
-  );
+  const banner = bannerFields({ version: version(), config: loaded.config, configFile: args.file, pooler, adminUrl });
+  if (worker === undefined) {
+    log.info(banner, "pgmux started");
+  } else {
+    // The supervisor goes: so does this worker (no client is left on a port nobody supervises).
+    process.on("disconnect", () => void shutdown?.immediate("the supervisor is gone"));
+    process.send?.({ type: "started", adminUrl, listen: banner.listen as string[] } satisfies WorkerMessage);
+    log.info({ listen: banner.listen, admin: adminUrl }, "pgmux worker started");
+  }
   await shutdown.done;
   // Anything still holding the event loop open (a socket lingering after its last message) must not keep
   // a stopped pgmux alive.
   setTimeout(() => process.exit(process.exitCode ?? 0), 2000).unref();
+  return 0;
+}
+
+/** workers: N — this process supervises N workers that share the port (see supervisor.ts). */
+async function runSupervisor(args: CliArgs, config: PgmuxConfig, log: Logger): Promise<number> {
+  let stopping: Promise<void> | null = null;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping !== null) {
+      // A second signal: the workers treat it as "stop now".
+      supervisor.signalAll(signal);
+      return;
+    }
+    log.info({ reason: signal, workers: config.pgmux.workers }, "pgmux stopping its workers");
+    stopping = supervisor.shutdown(signal);
+  };
+  const supervisor = new Supervisor({
+    count: config.pgmux.workers,
+    mainPath: fileURLToPath(import.meta.url),
+    argv: process.argv.slice(2),
+    file: args.file,
+    set: args.set,
+    config,
+    log,
+    requestShutdown: (mode) => stop(mode === "graceful" ? "SIGINT" : "SIGQUIT"),
+  });
+  const adminUrl = await supervisor.start();
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGQUIT", () => {
+    if (stopping === null) stop("SIGQUIT");
+    else supervisor.signalAll("SIGQUIT");
+  });
+  process.on("SIGHUP", () => supervisor.reload("SIGHUP"));
+  process.on("SIGUSR1", () => supervisor.signalAll("SIGUSR1"));
+  process.on("SIGUSR2", () => supervisor.signalAll("SIGUSR2"));
+  log.info(
+    { ...bannerFromConfig(version(), config, args.file, supervisor.listen, adminUrl), workers: config.pgmux.workers },
+    "pgmux started",
+  );
+  await new Promise<void>((resolve) => {
+    const wait = setInterval(() => {
+      if (stopping !== null) {
+        clearInterval(wait);
+        resolve();
+      }
+    }, 50);
+  });
+  await stopping;
+  await supervisor.close();
+  log.info("pgmux stopped");
   return 0;
 }
 

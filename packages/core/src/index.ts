@@ -13,3 +13,4 @@ export * from "./server-connection.js";
 export * from "./settings-from-config.js";
 export * from "./snapshot.js";
 export * from "./tracer.js";
+export * from "./worker-settings.js";

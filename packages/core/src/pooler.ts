@@ -24,6 +24,18 @@ export interface PoolerOptions {
   readonly now?: () => number;
   /** How often the janitor sweeps for timeouts. */
   readonly janitorIntervalMs?: number;
+  /**
+   * Set when this pooler is one of several worker processes sharing the port (workers: N): its listeners
+   * bind with SO_REUSEPORT, its cancel keys carry its index, and a cancel request for another worker's key
+   * is handed to `forward` (the supervisor routes it to that worker).
+   */
+  readonly worker?: WorkerIdentity;
+}
+
+export interface WorkerIdentity {
+  readonly index: number;
+  readonly count: number;
+  forward(pid: number, key: Buffer): void;
 }
 
 /** Where a listener is bound, once started. */
@@ -61,8 +73,10 @@ export class Pooler {
   /** PAUSE: no server is handed to a client until resume(); waiting clients wait, linked ones finish. */
   paused = false;
   readonly addresses: ListenAddress[] = [];
+  readonly worker: WorkerIdentity | null;
 
   constructor(options: PoolerOptions) {
+    this.worker = options.worker ?? null;
     this.settings = options.settings;
     this.log = options.log;
     this.now = options.now ?? (() => performance.now());
@@ -75,7 +89,7 @@ export class Pooler {
     for (const addr of s.listenAddrs) {
       const host = addr === "*" ? "0.0.0.0" : addr;
       const server = this.makeListener();
-      await listen(server, { host, port: s.listenPort });
+      await listen(server, { host, port: s.listenPort, ...(this.worker !== null ? { reusePort: true } : {}) });
       const bound = server.address() as net.AddressInfo;
       this.addresses.push({ host: bound.address, port: bound.port });
     }
@@ -206,7 +220,11 @@ export class Pooler {
   /** pgmux's own BackendKeyData for a client: random, unique pid and a random key. */
   registerCancelKey(client: ClientSession): { pid: number; key: Buffer } {
     let pid: number;
-    do pid = randomInt(1, 2 ** 31 - 1);
+    const w = this.worker;
+    // A worker's keys are ≡ its index (mod the worker count), so any worker can tell whose a key is.
+    do
+      pid =
+        w === null ? randomInt(1, 2 ** 31 - 1) : randomInt(1, Math.floor((2 ** 31 - 1) / w.count)) * w.count + w.index;
     while (this.cancelKeys.has(pid));
     this.cancelKeys.set(pid, client);
     return { pid, key: randomBytes(4) };
@@ -217,6 +235,11 @@ export class Pooler {
    * A key that matches no client, or a client that holds no server or owes no reply, cancels nothing.
    */
   cancelRequest(pid: number, key: Buffer): void {
+    const w = this.worker;
+    if (w !== null && pid % w.count !== w.index) {
+      w.forward(pid, key);
+      return;
+    }
     const client = this.cancelKeys.get(pid);
     if (client === undefined || client.cancelKey.length !== key.length || !timingSafeEqual(client.cancelKey, key)) {
       this.log.debug({ pid }, "cancel request with an unknown key ignored");
