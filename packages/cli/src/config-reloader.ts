@@ -1,6 +1,3 @@
-import { createHash } from "node:crypto";
-import { type FSWatcher, readFileSync, watch } from "node:fs";
-import { dirname } from "node:path";
 import {
   ConfigError,
   ControlStateError,
@@ -11,6 +8,7 @@ import {
   settingsFromConfig,
 } from "@pgmux/core";
 import type { Logger } from "pino";
+import { ConfigWatcher } from "./config-watcher.js";
 import { loadEffectiveConfig } from "./effective-config.js";
 
 export interface ConfigReloaderOptions {
@@ -51,14 +49,11 @@ export class ConfigReloader {
   config: PgmuxConfig;
   private files: readonly string[];
   private queue: Promise<unknown> = Promise.resolve();
-  private watchers: FSWatcher[] = [];
-  private debounce: NodeJS.Timeout | null = null;
-  private fingerprint: string;
+  private watcher: ConfigWatcher | null = null;
 
   constructor(private readonly options: ConfigReloaderOptions) {
     this.config = options.config;
     this.files = options.files;
-    this.fingerprint = this.filesFingerprint();
   }
 
   /** Reloads now; rejects with ControlStateError (the problems) when the new configuration is refused. */
@@ -91,7 +86,7 @@ export class ConfigReloader {
     }
     this.config = next.loaded.config;
     this.files = next.loaded.sources.files;
-    this.fingerprint = this.filesFingerprint();
+    this.watcher?.rebase();
     this.options.onConfig?.(this.config, previous);
     log.info(
       { trigger, added: report.added, removed: report.removed, pools: report.pools.length },
@@ -103,51 +98,18 @@ export class ConfigReloader {
     return { ...report, needRestart };
   }
 
-  /**
-   * Watches the directories of the configuration's files. A Kubernetes ConfigMap volume updates by
-   * swapping its `..data` symlink, which a watch on the file itself would miss; a watch on the directory
-   * sees it. Changes are debounced, and nothing is reloaded when the files' contents are unchanged.
-   */
+  /** Reloads when the configuration's files change (watch_config; see ConfigWatcher). */
   watch(): void {
-    const dirs = new Set(this.files.map((f) => dirname(f)));
-    for (const dir of dirs) {
-      try {
-        const w = watch(dir, { persistent: false }, () => this.changed());
-        w.on("error", (err) => this.options.log.warn({ err, dir }, "configuration watch failed"));
-        this.watchers.push(w);
-      } catch (err) {
-        this.options.log.warn({ err, dir }, "cannot watch the configuration directory");
-      }
-    }
-    this.options.log.info({ dirs: [...dirs] }, "watching the configuration for changes");
+    this.watcher ??= new ConfigWatcher(
+      () => this.files,
+      () => void this.reload("configuration file changed").catch(() => {}),
+      this.options.log,
+      this.options.debounceMs,
+    );
+    this.watcher.start();
   }
 
   close(): void {
-    for (const w of this.watchers) w.close();
-    this.watchers = [];
-    if (this.debounce !== null) clearTimeout(this.debounce);
-  }
-
-  private changed(): void {
-    if (this.debounce !== null) clearTimeout(this.debounce);
-    this.debounce = setTimeout(() => {
-      this.debounce = null;
-      if (this.filesFingerprint() === this.fingerprint) return;
-      this.reload("configuration file changed").catch(() => {});
-    }, this.options.debounceMs ?? 500);
-    this.debounce.unref();
-  }
-
-  /** A hash of every configuration file's contents (a missing file hashes as missing). */
-  private filesFingerprint(): string {
-    const h = createHash("sha256");
-    for (const f of this.files) {
-      try {
-        h.update(f).update("\0").update(readFileSync(f)).update("\0");
-      } catch {
-        h.update(f).update("\0missing\0");
-      }
-    }
-    return h.digest("hex");
+    this.watcher?.close();
   }
 }

@@ -19,6 +19,7 @@ import type { Logger } from "pino";
 import { type CliArgs, parseCliArgs, USAGE } from "./args.js";
 import { bannerFields, bannerFromConfig } from "./banner.js";
 import { ConfigReloader } from "./config-reloader.js";
+import { ConfigWatcher } from "./config-watcher.js";
 import { loadEffectiveConfig } from "./effective-config.js";
 import { createLogger, isLogLevel } from "./logger.js";
 import { renderConfig } from "./print-config.js";
@@ -97,7 +98,7 @@ async function main(argv: string[]): Promise<number> {
       log.warn({ key: w.key, file: w.file, line: w.line, detail: w.message }, "configuration warning");
     }
   }
-  if (worker === undefined && g.workers > 1) return runSupervisor(args, loaded.config, log);
+  if (worker === undefined && g.workers > 1) return runSupervisor(args, loaded.config, loaded.sources.files, log);
 
   const forWorker = (s: PoolerSettings) =>
     worker === undefined ? s : settingsForWorker(s, worker.index, worker.count);
@@ -219,7 +220,12 @@ async function main(argv: string[]): Promise<number> {
 }
 
 /** workers: N — this process supervises N workers that share the port (see supervisor.ts). */
-async function runSupervisor(args: CliArgs, config: PgmuxConfig, log: Logger): Promise<number> {
+async function runSupervisor(
+  args: CliArgs,
+  config: PgmuxConfig,
+  files: readonly string[],
+  log: Logger,
+): Promise<number> {
   let stopping: Promise<void> | null = null;
   const stop = (signal: NodeJS.Signals) => {
     if (stopping !== null) {
@@ -248,6 +254,16 @@ async function runSupervisor(args: CliArgs, config: PgmuxConfig, log: Logger): P
     else supervisor.signalAll("SIGQUIT");
   });
   process.on("SIGHUP", () => supervisor.reload("SIGHUP"));
+  // The supervisor watches, and relays a change as a reload to every worker.
+  const watcher =
+    config.pgmux.watch_config && args.file !== undefined
+      ? new ConfigWatcher(
+          () => files,
+          () => supervisor.reload("configuration file changed"),
+          log,
+        )
+      : null;
+  watcher?.start();
   process.on("SIGUSR1", () => supervisor.signalAll("SIGUSR1"));
   process.on("SIGUSR2", () => supervisor.signalAll("SIGUSR2"));
   log.info(
@@ -263,6 +279,7 @@ async function runSupervisor(args: CliArgs, config: PgmuxConfig, log: Logger): P
     }, 50);
   });
   await stopping;
+  watcher?.close();
   await supervisor.close();
   log.info("pgmux stopped");
   return 0;

@@ -325,7 +325,10 @@ export const GeneralSettingsSchema = z.strictObject({
   admin_api_token: optionalText(),
   /** Also emit prometheus-community/pgbouncer_exporter's metric names and labels on /metrics. */
   pgbouncer_exporter_compat: flag().default(false),
-  /** Processes sharing the client port; each runs its own pools. */
+  /**
+   * Processes sharing the client port (SO_REUSEPORT); each runs its own pools, with the pool sizes and
+   * connection limits divided among them (docs/operations.md, "Workers"). Read at start-up only.
+   */
   workers: integer(1, 1024, 4).default(1),
   /**
    * After SIGTERM, how long pgmux keeps serving as before (while /readyz already fails) so that load
