@@ -79,4 +79,22 @@ describe("drain and reload in session pooling", () => {
     await waitUntil("the server to go back to the pool", () => pool.idleCount === 2, { timeoutMs: 5000 });
     await clients[3]!.end();
   });
+
+  test("a database whose server login changes keeps its clients; its servers are replaced as they become idle", async () => {
+    const role = `reload_role_${process.pid}`;
+    await server.createRole(role, "role secret");
+    instance = await startPooler({
+      postgres: server,
+      settings: { poolMode: "transaction", defaultPoolSize: 2 },
+      users: { [role]: "role secret" },
+    });
+    const c = await connect(instance);
+    expect((await c.query("select current_user as u")).rows[0].u).toBe(server.user);
+    const s = instance.pooler.settings;
+    // The "*" entry now logs in to PostgreSQL as the other role (forced user), with its password.
+    instance.pooler.reload({ ...s, fallbackDatabase: { ...s.fallbackDatabase!, user: role, password: "role secret" } });
+    expect((await c.query("select current_user as u")).rows[0].u).toBe(role);
+    await waitUntil("the old server to be gone", () => instance!.serverCount() === 1, { timeoutMs: 5000 });
+    await c.end();
+  });
 });

@@ -446,8 +446,9 @@ export class Pool {
     this.minSize = limits.minSize;
     this.reserveSize = limits.reserveSize;
     if (limits.serverUser !== this.serverUser) {
-      // The db/user limit books are kept per server user: only servers opened from now on use the new one.
+      // Servers logged in as the old user are replaced as they become idle (moved, below).
       changes.serverUser = limits.serverUser;
+      this.serverUser = limits.serverUser;
     }
     this.serverSecret = limits.serverSecret;
     if (moved) {

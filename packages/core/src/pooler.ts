@@ -64,6 +64,7 @@ export class Pooler {
   private readonly cancelKeys = new Map<number, ClientSession>();
   private readonly serversPerDatabase = new Map<string, number>();
   private readonly serversPerUser = new Map<string, number>();
+  private readonly openedAs = new WeakMap<ServerConnection, string>();
   private readonly listeners: net.Server[] = [];
   private janitor: NodeJS.Timeout | null = null;
   private readonly janitorIntervalMs: number;
@@ -204,15 +205,17 @@ export class Pooler {
     }
   }
 
-  serverOpened(pool: Pool, _server: ServerConnection): void {
+  serverOpened(pool: Pool, server: ServerConnection): void {
     this.stats.serversOpened++;
     bump(this.serversPerDatabase, pool.database.name, 1);
     bump(this.serversPerUser, pool.serverUser, 1);
+    // A reload may change the pool's server user: the books close under the user the server opened as.
+    this.openedAs.set(server, pool.serverUser);
   }
 
-  serverClosed(pool: Pool, _server: ServerConnection): void {
+  serverClosed(pool: Pool, server: ServerConnection): void {
     bump(this.serversPerDatabase, pool.database.name, -1);
-    bump(this.serversPerUser, pool.serverUser, -1);
+    bump(this.serversPerUser, this.openedAs.get(server) ?? pool.serverUser, -1);
     // A slot under a shared limit opened: pools of the same database or user with waiters may use it.
     for (const p of this.pools.values()) if (p !== pool && p.waitingCount > 0) p.dispatch();
   }
