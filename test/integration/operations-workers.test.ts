@@ -47,7 +47,7 @@ describe("workers: 2", () => {
         "  auth_type: scram-sha-256",
         "  auth_file: userlist.txt",
         "  pool_mode: transaction",
-        "  default_pool_size: 12",
+        "  default_pool_size: 20",
         `  admin_listen_port: ${adminPort}`,
         "  admin_api_token: workers-token",
         "  workers: 2",
@@ -91,7 +91,7 @@ describe("workers: 2", () => {
       }
     ).pools;
     expect(pools.map((p) => p.worker).sort()).toEqual([0, 1]);
-    expect(pools.map((p) => p.size)).toEqual([6, 6]);
+    expect(pools.map((p) => p.size)).toEqual([10, 10]);
     const perWorker = pools.map((p) => p.totals.transactions);
     expect(perWorker.every((n) => n > 0)).toBe(true);
 
@@ -101,13 +101,14 @@ describe("workers: 2", () => {
     const transactions = metricSum(metrics, "pgmux_transactions_total", 'database="app"');
     expect(transactions).toBe(perWorker[0]! + perWorker[1]!);
     expect(transactions).toBeGreaterThanOrEqual(processed);
-    expect(metricSum(metrics, "pgmux_pool_size", 'database="app"')).toBe(12);
+    expect(metricSum(metrics, "pgmux_pool_size", 'database="app"')).toBe(20);
     expect(metricSum(metrics, "pgmux_clients_accepted_total")).toBeGreaterThanOrEqual(20);
     expect(metricSum(metrics, "pgmux_ready")).toBe(1);
     expect(metrics).toMatch(/process_resident_memory_bytes\{worker="0"\}/);
     expect(metrics).toMatch(/process_resident_memory_bytes\{worker="1"\}/);
 
-    // Eight sleeping queries on eight connections, spread over the workers by the kernel; each cancel
+    // Eight sleeping queries on eight connections, spread over the workers by the kernel (10 servers each:
+    // all eight fit on one worker); each cancel
     // request arrives on a new connection, at whichever worker the kernel picks.
     const clients = Array.from({ length: 8 }, () =>
       postgres({
