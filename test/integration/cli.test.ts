@@ -135,3 +135,105 @@ describe("pgmux check", () => {
     }
   });
 });
+
+describe("pgmux configuration from the environment and flags", () => {
+  test("--print-config shows defaults < file < environment < flags, secrets redacted", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "pgmux-print-"));
+    try {
+      writeFileSync(join(dir, "userlist.txt"), '"u" "s3cret-in-userlist"\n');
+      writeFileSync(
+        join(dir, "pgmux.ini"),
+        "[databases]\nd = host=127.0.0.1 password=s3cret-in-ini\n[pgbouncer]\nauth_file = userlist.txt\nlisten_port = 7000\ndefault_pool_size = 11\nmax_client_conn = 50\n",
+      );
+      const out = await run(
+        process.execPath,
+        [main, "--print-config", "--set", "default_pool_size=13", join(dir, "pgmux.ini")],
+        {
+          env: {
+            ...process.env,
+            PGMUX_DEFAULT_POOL_SIZE: "12",
+            PGMUX_LISTEN_PORT: "7001",
+            PGMUX_ADMIN_API_TOKEN: "t0ken-in-env",
+          },
+        },
+      );
+      expect(out.stdout).toContain("listen_port: 7001");
+      expect(out.stdout).toContain("default_pool_size: 13");
+      expect(out.stdout).toContain("max_client_conn: 50");
+      expect(out.stdout).toContain("max_db_connections: 0");
+      expect(out.stdout).not.toMatch(/s3cret|t0ken/);
+      expect(out.stdout).toContain('admin_api_token: "********"');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("check names a bad environment value by its variable and exits 1 without showing secrets", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "pgmux-check-env-"));
+    try {
+      writeFileSync(join(dir, "token"), "t0ken-in-a-file\n");
+      writeFileSync(join(dir, "p.yaml"), "pgmux:\n  auth_type: trust\ndatabases:\n  d: { host: 127.0.0.1 }\n");
+      const bad = await run(process.execPath, [main, "check", join(dir, "p.yaml")], {
+        env: { ...process.env, PGMUX_POOL_MODE: "sometimes", PGMUX_ADMIN_API_TOKEN_FILE: join(dir, "token") },
+      }).catch((e: { code: number; stderr: string; stdout: string }) => e);
+      expect((bad as { code: number }).code).toBe(1);
+      const stderr = (bad as { stderr: string }).stderr;
+      expect(stderr).toContain("env PGMUX_POOL_MODE: pool_mode:");
+      expect(stderr).not.toContain("t0ken");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("runs from DATABASE_URL alone, without a file, and serves psql", async () => {
+    const pg = await testPostgres();
+    const port = await freePort();
+    const adminPort = await freePort();
+    const child = spawn(process.execPath, [main, "--set", `admin_listen_port=${adminPort}`], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: {
+        ...process.env,
+        DATABASE_URL: `postgres://${encodeURIComponent(pg.user)}:${encodeURIComponent(pg.password)}@${pg.host}:${pg.port}/${pg.database}`,
+        PGMUX_LISTEN_ADDR: "127.0.0.1",
+        PGMUX_LISTEN_PORT: String(port),
+        PGMUX_UNIX_SOCKET_DIR: "",
+        PGMUX_AUTH_TYPE: "scram-sha-256",
+        PGMUX_POOL_MODE: "transaction",
+      },
+    });
+    let output = "";
+    child.stdout!.on("data", (d: Buffer) => {
+      output += d.toString();
+    });
+    child.stderr!.on("data", (d: Buffer) => {
+      output += d.toString();
+    });
+    try {
+      await waitUntil("pgmux to start", () => output.includes('"pgmux started"'), {
+        timeoutMs: 15_000,
+        detail: () => output,
+      });
+      const banner = JSON.parse(output.split("\n").find((l) => l.includes('"pgmux started"'))!) as Record<
+        string,
+        unknown
+      >;
+      expect(banner).toMatchObject({
+        config: "(environment and flags only)",
+        listen: [`127.0.0.1:${port}`],
+        admin: `http://127.0.0.1:${adminPort}`,
+        databases: [{ name: pg.database, pool_mode: "transaction", pool_size: 20 }],
+      });
+      expect(typeof banner.version).toBe("string");
+      const r = await run(
+        "psql",
+        ["-h", "127.0.0.1", "-p", String(port), "-U", pg.user, "-d", pg.database, "-Atc", "select 6 * 7"],
+        { env: { ...process.env, PGPASSWORD: pg.password } },
+      );
+      expect(r.stdout.trim()).toBe("42");
+      expect(output).not.toContain(pg.password);
+    } finally {
+      child.kill("SIGINT");
+      await new Promise((resolve) => child.once("exit", resolve));
+    }
+  });
+});

@@ -74,6 +74,14 @@ export interface AdminServerOptions {
   readonly processMetrics?: boolean;
   /** pgmux's version, for pgmux_info and the dashboard (default: @pgmux/core's). */
   readonly version?: string;
+  /** The root logger's level, readable at GET /v1/log-level and changeable (with the token) by POST. */
+  readonly logLevel?: LogLevelControl;
+}
+
+export interface LogLevelControl {
+  get(): string;
+  /** False when `level` is not a level the logger knows. */
+  set(level: string): boolean;
 }
 
 export interface Readiness {
@@ -83,6 +91,9 @@ export interface Readiness {
 }
 
 const EmptyBody = z.strictObject({}).optional();
+const LogLevelBody = z.strictObject({
+  level: z.string({ error: 'expected {"level": "info"} (one of fatal, error, warn, info, debug, trace, silent)' }),
+});
 const ShutdownBody = z.strictObject({ mode: z.enum(["immediate", "graceful"]).optional() }).optional();
 const ClientIdParams = z.strictObject({
   id: z.string().regex(/^\d+$/, { error: "a client id is a whole number (see GET /v1/clients)" }).transform(Number),
@@ -110,6 +121,7 @@ export class AdminServer {
   private readonly streams = new Set<TraceStream>();
   private readonly startedAt = Date.now();
   private config: PgmuxConfig | null;
+  private readonly logLevel: LogLevelControl | null;
   private draining = false;
   private boundUrl: string | null = null;
 
@@ -119,6 +131,7 @@ export class AdminServer {
     this.port = options.port ?? DEFAULT_ADMIN_PORT;
     this.version = options.version ?? pgmuxPackageVersion();
     this.config = options.config ?? null;
+    this.logLevel = options.logLevel ?? null;
     this.tokenDigest = options.apiToken !== undefined && options.apiToken !== "" ? sha256(options.apiToken) : null;
     this.control = { ...engineControl(this.pooler), ...options.control };
     configureAdminConsole(this.pooler, { control: this.control, config: () => this.config });
@@ -336,6 +349,24 @@ export class AdminServer {
         if (!(await this.control.killClient(id))) return null;
         return { client: id };
       });
+    });
+    app.get("/v1/log-level", async (_request, reply) => {
+      if (this.logLevel === null) return sendError(reply, "not_implemented", "this pgmux has no adjustable log level");
+      return { level: this.logLevel.get() };
+    });
+    guarded("/v1/log-level", async (request, reply) => {
+      if (this.logLevel === null) return sendError(reply, "not_implemented", "this pgmux has no adjustable log level");
+      const body = LogLevelBody.safeParse(request.body);
+      if (!body.success) return sendError(reply, "bad_request", zodMessage(body.error));
+      const previous = this.logLevel.get();
+      if (!this.logLevel.set(body.data.level)) {
+        return sendError(
+          reply,
+          "bad_request",
+          `${JSON.stringify(body.data.level.slice(0, 20))} is not a log level (one of fatal, error, warn, info, debug, trace, silent)`,
+        );
+      }
+      return reply.send({ ok: true, action: "log-level", level: this.logLevel.get(), previous });
     });
     guarded("/v1/shutdown", async (request, reply) => {
       const body = ShutdownBody.safeParse(request.body);

@@ -376,7 +376,7 @@ export class ClientSession {
     this.state = ClientState.Idle;
     this.lastActivityAt = this.pooler.now();
     this.trace = this.pooler.tracer.tapFor(this);
-    this.log.debug("client logged in");
+    this.log[this.pooler.settings.logConnections === false ? "debug" : "info"]("client logged in");
     if (this.early.length > 0) {
       const early = this.early.length === 1 ? this.early[0]! : Buffer.concat(this.early);
       this.early = [];
@@ -1034,8 +1034,8 @@ export class ClientSession {
     const server = this.server;
     return (
       server !== null &&
-      this.pool!.mode !== "session" &&
-      !(this.session?.pinned ?? false) &&
+      (this.pool!.mode !== "session" || this.pool!.closing) &&
+      (!(this.session?.pinned ?? false) || this.pool!.closing) &&
       status === TransactionStatus.Idle &&
       this.owed === 0 &&
       !this.unsynced &&
@@ -1150,6 +1150,9 @@ export class ClientSession {
     const previous = this.state;
     this.state = ClientState.Closed;
     this.pooler.clientClosed(this);
+    const loggedIn = previous !== ClientState.Startup && previous !== ClientState.Auth;
+    const level = loggedIn && this.pooler.settings.logDisconnections !== false ? "info" : "debug";
+    this.log[level]({ reason: this.closeReason, state: previous }, "client disconnected");
     const pool = this.pool;
     if (pool === null) return;
     if (previous === ClientState.Waiting || previous === ClientState.Welcome) pool.forget(this);

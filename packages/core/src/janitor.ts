@@ -1,6 +1,7 @@
 import { TransactionStatus } from "@pgmux/protocol";
 import { ClientState } from "./client-session.js";
 import type { Pooler } from "./pooler.js";
+import { forgetRetiredPools } from "./reload-settings.js";
 import { ServerState } from "./server-connection.js";
 
 /** Upper bound on pgmux's own queries (check, reset, rollback, drain after a client left). */
@@ -112,4 +113,5 @@ export function sweep(pooler: Pooler, now: number): void {
       pool.openServers(1, false);
     }
   }
+  forgetRetiredPools(pooler);
 }

@@ -2,8 +2,9 @@ import { TransactionStatus } from "@pgmux/protocol";
 import type { Logger } from "pino";
 import type { ClientSession } from "./client-session.js";
 import { PoolHistograms } from "./duration-histogram.js";
+import { closeAtBoundary, releaseIfAtBoundary } from "./pool-winddown.js";
 import type { Pooler } from "./pooler.js";
-import type { DatabaseSettings, PoolMode, SessionStatePolicy } from "./pooler-settings.js";
+import type { DatabaseSettings, PoolerSettings, PoolMode, SessionStatePolicy } from "./pooler-settings.js";
 import { StatementCache } from "./prepared-statements.js";
 import { type InternalResult, ServerConnection, ServerState } from "./server-connection.js";
 import type { ScramKeys } from "./server-login.js";
@@ -32,13 +33,14 @@ export interface PoolStats {
 export class Pool {
   readonly name: string;
   readonly log: Logger;
-  readonly mode: PoolMode;
-  readonly sessionState: SessionStatePolicy;
-  readonly size: number;
-  readonly minSize: number;
-  readonly reserveSize: number;
+  // Mode, sizes, policies and the server login follow the configuration: a reload changes them (applySettings).
+  mode: PoolMode;
+  sessionState: SessionStatePolicy;
+  size: number;
+  minSize: number;
+  reserveSize: number;
   /** The user pgmux logs in to the server as. */
-  readonly serverUser: string;
+  serverUser: string;
   /** Password (plain or `md5…`) or SCRAM verifier for the server login, if pgmux has one. */
   serverSecret: string | undefined;
   /** SCRAM keys learnt from a client's own login, for logging in without a plaintext password. */
@@ -76,30 +78,37 @@ export class Pool {
   /**
    * The pool's prepared statements when pgmux carries them across servers (transaction and statement
    * pools with max_prepared_statements > 0), else null and clients' statements pass through untouched.
+   * A reload that changes the mode sets or clears it for clients that log in afterwards.
    */
-  readonly statements: StatementCache | null;
+  statements: StatementCache | null;
+
+  /**
+   * Set when a reload removed this pool's database: its clients finish what they are doing and are
+   * closed, its servers close as they come back, and the pooler forgets it once it is empty.
+   */
+  retired = false;
 
   constructor(
     readonly pooler: Pooler,
-    readonly database: DatabaseSettings,
+    public database: DatabaseSettings,
     readonly user: string,
   ) {
-    const s = pooler.settings;
-    const userSettings = s.userSettings.get(user);
+    const limits = poolLimits(pooler.settings, database, user);
     this.name = `${database.name}/${user}`;
-    this.mode = userSettings?.poolMode ?? database.poolMode ?? s.poolMode;
-    this.sessionState = database.sessionState ?? s.sessionState;
-    this.size = database.poolSize ?? userSettings?.poolSize ?? s.defaultPoolSize;
-    this.minSize = database.minPoolSize ?? s.minPoolSize;
-    this.reserveSize = database.reservePoolSize ?? s.reservePoolSize;
-    this.serverUser = database.user ?? user;
-    this.serverSecret = database.password ?? s.users.get(this.serverUser);
-    this.log = pooler.log.child({ pool: this.name });
-    this.statements =
-      this.mode !== "session" && s.maxPreparedStatements > 0
-        ? // Sharing reaches further than one server holds, so clients keep meeting each other's texts.
-          new StatementCache(Math.max(1000, s.maxPreparedStatements * 10))
-        : null;
+    this.mode = limits.mode;
+    this.sessionState = limits.sessionState;
+    this.size = limits.size;
+    this.minSize = limits.minSize;
+    this.reserveSize = limits.reserveSize;
+    this.serverUser = limits.serverUser;
+    this.serverSecret = limits.serverSecret;
+    this.log = pooler.log.child({ pool: this.name, database: database.name, user });
+    this.statements = statementCacheFor(this.mode, pooler.settings);
+  }
+
+  /** True while the pool winds down (pgmux drains, or its database was removed): clients leave at a boundary. */
+  get closing(): boolean {
+    return this.retired || this.pooler.draining;
   }
 
   get idleCount(): number {
@@ -178,6 +187,7 @@ export class Pool {
 
   /** Opens up to `n` servers, within pool size (plus the reserve when allowed) and the db/user limits. */
   openServers(n: number, useReserve: boolean): void {
+    if (this.closing) return;
     const now = this.pooler.now();
     const retryMs = this.pooler.settings.serverLoginRetryMs;
     if (this.lastConnectFailureAt > 0 && now - this.lastConnectFailureAt < retryMs) return;
@@ -320,6 +330,8 @@ export class Pool {
     // It may have been paused for the client's backpressure; the next client must find it reading.
     server.resumeReading();
     this.makeIdle(server);
+    // A transaction boundary: while the pool winds down, this is where its client is let go.
+    if (client !== null && this.closing) closeAtBoundary(client);
   }
 
   /**
@@ -412,6 +424,11 @@ export class Pool {
       server.close("reconnect requested");
       return;
     }
+    const surplus = this.surplusReason();
+    if (surplus !== null) {
+      server.close(surplus);
+      return;
+    }
     const s = this.pooler.settings;
     if (s.serverLifetimeMs > 0 && now - server.createdAt >= s.serverLifetimeMs && this.servers.size > this.minSize) {
       server.close("server_lifetime reached");
@@ -454,6 +471,86 @@ export class Pool {
     this.closeIdle(() => "reconnect requested");
   }
 
+  /**
+   * A reload's new settings for this pool's database (the pooler has already swapped its settings): the
+   * mode and sizes apply from now on. A smaller pool closes idle servers beyond its size now and busy ones
+   * as they come back; a larger one opens servers for clients that wait. A changed server address or
+   * login replaces the servers as they become idle; no client is disconnected.
+   */
+  applySettings(database: DatabaseSettings): void {
+    const previous = this.database;
+    const limits = poolLimits(this.pooler.settings, database, this.user);
+    const moved =
+      previous.host !== database.host ||
+      previous.port !== database.port ||
+      previous.dbname !== database.dbname ||
+      previous.user !== database.user ||
+      limits.serverSecret !== this.serverSecret;
+    this.database = database;
+    const changes: Record<string, unknown> = {};
+    if (limits.mode !== this.mode) changes.mode = limits.mode;
+    if (limits.size !== this.size) changes.size = limits.size;
+    if (limits.minSize !== this.minSize) changes.minSize = limits.minSize;
+    if (limits.reserveSize !== this.reserveSize) changes.reserveSize = limits.reserveSize;
+    if (limits.sessionState !== this.sessionState) changes.sessionState = limits.sessionState;
+    this.mode = limits.mode;
+    this.sessionState = limits.sessionState;
+    this.size = limits.size;
+    this.minSize = limits.minSize;
+    this.reserveSize = limits.reserveSize;
+    if ((this.statements === null) !== (statementCacheFor(this.mode, this.pooler.settings) === null)) {
+      this.statements = statementCacheFor(this.mode, this.pooler.settings);
+    }
+    if (limits.serverUser !== this.serverUser) {
+      // Servers logged in as the old user are replaced as they become idle (moved, below).
+      changes.serverUser = limits.serverUser;
+      this.serverUser = limits.serverUser;
+    }
+    this.serverSecret = limits.serverSecret;
+    if (moved) {
+      changes.server = `${database.host}:${database.port}/${database.dbname}`;
+      this.clientScramKeys = null;
+      this.reconnect();
+    }
+    if (Object.keys(changes).length > 0) this.log.info({ changes }, "pool settings changed by reload");
+    this.closeIdle(() => this.surplusReason());
+    this.dispatch();
+  }
+
+  /** Why a server coming back (or idle) should close rather than stay: the pool is winding down or too big. */
+  private surplusReason(): string | null {
+    if (this.pooler.draining) return "pgmux is shutting down";
+    if (this.retired) return "database removed from the configuration";
+    const limit = this.size + this.reserveSize;
+    if (this.servers.size <= limit) return null;
+    let open = 0;
+    for (const s of this.servers) if (s.closeReason === "") open++;
+    return open > limit ? "pool size lowered by reload" : null;
+  }
+
+  /**
+   * The database was removed by a reload: clients holding no server leave now, the others at the end of
+   * their transaction, servers as they come back.
+   */
+  retire(): void {
+    if (this.retired) return;
+    this.retired = true;
+    this.log.info({ reason: "database removed from the configuration" }, "pool retiring");
+    for (const c of this.pooler.clients) {
+      if (c.pool !== this) continue;
+      if (c.server === null) closeAtBoundary(c);
+      else releaseIfAtBoundary(c);
+    }
+    this.closeIdle(() => "database removed from the configuration");
+  }
+
+  /** Whether nothing is left: no server and no client (a retired pool is then forgotten). */
+  get empty(): boolean {
+    if (this.servers.size > 0) return false;
+    for (const c of this.pooler.clients) if (c.pool === this) return false;
+    return true;
+  }
+
   /** Closes one idle server (for another pool's sake, when a db/user limit is reached). */
   closeOneIdle(reason: string): boolean {
     const server = this.idle.shift();
@@ -461,4 +558,39 @@ export class Pool {
     server.close(reason);
     return true;
   }
+}
+
+/** A pool's mode, sizes and server login from the settings: the database's own, the user's, then the global ones. */
+export function poolLimits(
+  s: PoolerSettings,
+  database: DatabaseSettings,
+  user: string,
+): {
+  mode: PoolMode;
+  sessionState: SessionStatePolicy;
+  size: number;
+  minSize: number;
+  reserveSize: number;
+  serverUser: string;
+  serverSecret: string | undefined;
+} {
+  const userSettings = s.userSettings.get(user);
+  const serverUser = database.user ?? user;
+  return {
+    mode: userSettings?.poolMode ?? database.poolMode ?? s.poolMode,
+    sessionState: database.sessionState ?? s.sessionState,
+    size: database.poolSize ?? userSettings?.poolSize ?? s.defaultPoolSize,
+    minSize: database.minPoolSize ?? s.minPoolSize,
+    reserveSize: database.reservePoolSize ?? s.reservePoolSize,
+    serverUser,
+    serverSecret: database.password ?? s.users.get(serverUser),
+  };
+}
+
+/** The statement cache a pool of `mode` needs: none in session mode or with max_prepared_statements = 0. */
+function statementCacheFor(mode: PoolMode, s: PoolerSettings): StatementCache | null {
+  // Sharing reaches further than one server holds, so clients keep meeting each other's texts.
+  return mode !== "session" && s.maxPreparedStatements > 0
+    ? new StatementCache(Math.max(1000, s.maxPreparedStatements * 10))
+    : null;
 }

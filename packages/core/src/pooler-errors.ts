@@ -83,6 +83,12 @@ export const PoolerErrors = {
     message: "pgmux is shutting down",
     hint: "Reconnect; another pgmux instance should take the connection.",
   },
+  database_removed: {
+    sqlState: "57P01",
+    severity: "FATAL",
+    message: 'database "{database}" was removed from the pgmux configuration',
+    hint: "The configuration was reloaded without this database; connect to another one.",
+  },
   client_idle_timeout: {
     sqlState: "57P05",
     severity: "FATAL",

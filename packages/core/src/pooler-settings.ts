@@ -87,6 +87,10 @@ export interface PoolerSettings {
   readonly adminUsers: ReadonlySet<string>;
   /** stats_users: may run the admin console's SHOW commands only. */
   readonly statsUsers: ReadonlySet<string>;
+  /** log_connections: each login logged at info (else debug); default on, as in PgBouncer. */
+  readonly logConnections?: boolean;
+  /** log_disconnections: each disconnect of a logged-in client logged at info with its reason (else debug). */
+  readonly logDisconnections?: boolean;
 }
 
 /** PgBouncer's defaults where the engine needs a value; the config loaders start from the same figures. */

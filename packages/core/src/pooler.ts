@@ -7,11 +7,13 @@ import type { Logger } from "pino";
 import { forwardCancel } from "./cancel-forwarder.js";
 import { VerifierCache } from "./client-auth.js";
 import { ClientSession, ClientState, closeAfterFlush } from "./client-session.js";
+import { type DrainOptions, type DrainResult, drainPooler } from "./drain.js";
 import { sweep } from "./janitor.js";
 import { Pool } from "./pool.js";
 import { formatPoolerMessage, PoolerErrors } from "./pooler-errors.js";
 import type { DatabaseSettings, PoolerSettings } from "./pooler-settings.js";
 import { PoolerStats } from "./pooler-stats.js";
+import { type ReloadReport, reloadSettings } from "./reload-settings.js";
 import type { ServerConnection } from "./server-connection.js";
 import { Tracer } from "./tracer.js";
 
@@ -22,6 +24,18 @@ export interface PoolerOptions {
   readonly now?: () => number;
   /** How often the janitor sweeps for timeouts. */
   readonly janitorIntervalMs?: number;
+  /**
+   * Set when this pooler is one of several worker processes sharing the port (workers: N): its listeners
+   * bind with SO_REUSEPORT, its cancel keys carry its index, and a cancel request for another worker's key
+   * is handed to `forward` (the supervisor routes it to that worker).
+   */
+  readonly worker?: WorkerIdentity;
+}
+
+export interface WorkerIdentity {
+  readonly index: number;
+  readonly count: number;
+  forward(pid: number, key: Buffer): void;
 }
 
 /** Where a listener is bound, once started. */
@@ -50,15 +64,20 @@ export class Pooler {
   private readonly cancelKeys = new Map<number, ClientSession>();
   private readonly serversPerDatabase = new Map<string, number>();
   private readonly serversPerUser = new Map<string, number>();
+  private readonly openedAs = new WeakMap<ServerConnection, string>();
   private readonly listeners: net.Server[] = [];
   private janitor: NodeJS.Timeout | null = null;
   private readonly janitorIntervalMs: number;
   private shuttingDown = false;
+  /** Set by drain(): new clients are refused, each client is let go at its next transaction boundary. */
+  draining = false;
   /** PAUSE: no server is handed to a client until resume(); waiting clients wait, linked ones finish. */
   paused = false;
   readonly addresses: ListenAddress[] = [];
+  readonly worker: WorkerIdentity | null;
 
   constructor(options: PoolerOptions) {
+    this.worker = options.worker ?? null;
     this.settings = options.settings;
     this.log = options.log;
     this.now = options.now ?? (() => performance.now());
@@ -71,7 +90,7 @@ export class Pooler {
     for (const addr of s.listenAddrs) {
       const host = addr === "*" ? "0.0.0.0" : addr;
       const server = this.makeListener();
-      await listen(server, { host, port: s.listenPort });
+      await listen(server, { host, port: s.listenPort, ...(this.worker !== null ? { reusePort: true } : {}) });
       const bound = server.address() as net.AddressInfo;
       this.addresses.push({ host: bound.address, port: bound.port });
     }
@@ -98,7 +117,7 @@ export class Pooler {
 
   private accept(socket: net.Socket): void {
     this.stats.clientsAccepted++;
-    if (this.shuttingDown) {
+    if (this.shuttingDown || this.draining) {
       this.refuse(socket, "shutting_down", {});
       return;
     }
@@ -139,15 +158,19 @@ export class Pooler {
   poolFor(database: string, user: string): Pool | null {
     const key = `${database}\0${user}`;
     let pool = this.pools.get(key);
-    if (pool !== undefined) return pool;
+    if (pool !== undefined && !pool.retired) return pool;
     const db = this.databaseFor(database);
     if (db === null) return null;
+    // A pool still draining from an earlier removal of this database keeps running under another key.
+    if (pool !== undefined) this.pools.set(`${key}\0retired${this.stats.clientsAccepted}`, pool);
+    this.pools.delete(key);
     pool = new Pool(this, db, user);
     this.pools.set(key, pool);
     return pool;
   }
 
-  private databaseFor(name: string): DatabaseSettings | null {
+  /** The settings a client asking for database `name` gets: its entry, or the `*` fallback; null if neither. */
+  databaseFor(name: string): DatabaseSettings | null {
     const db = this.settings.databases.get(name);
     if (db !== undefined) return db;
     const fallback = this.settings.fallbackDatabase;
@@ -182,15 +205,17 @@ export class Pooler {
     }
   }
 
-  serverOpened(pool: Pool, _server: ServerConnection): void {
+  serverOpened(pool: Pool, server: ServerConnection): void {
     this.stats.serversOpened++;
     bump(this.serversPerDatabase, pool.database.name, 1);
     bump(this.serversPerUser, pool.serverUser, 1);
+    // A reload may change the pool's server user: the books close under the user the server opened as.
+    this.openedAs.set(server, pool.serverUser);
   }
 
-  serverClosed(pool: Pool, _server: ServerConnection): void {
+  serverClosed(pool: Pool, server: ServerConnection): void {
     bump(this.serversPerDatabase, pool.database.name, -1);
-    bump(this.serversPerUser, pool.serverUser, -1);
+    bump(this.serversPerUser, this.openedAs.get(server) ?? pool.serverUser, -1);
     // A slot under a shared limit opened: pools of the same database or user with waiters may use it.
     for (const p of this.pools.values()) if (p !== pool && p.waitingCount > 0) p.dispatch();
   }
@@ -198,7 +223,11 @@ export class Pooler {
   /** pgmux's own BackendKeyData for a client: random, unique pid and a random key. */
   registerCancelKey(client: ClientSession): { pid: number; key: Buffer } {
     let pid: number;
-    do pid = randomInt(1, 2 ** 31 - 1);
+    const w = this.worker;
+    // A worker's keys are ≡ its index (mod the worker count), so any worker can tell whose a key is.
+    do
+      pid =
+        w === null ? randomInt(1, 2 ** 31 - 1) : randomInt(1, Math.floor((2 ** 31 - 1) / w.count)) * w.count + w.index;
     while (this.cancelKeys.has(pid));
     this.cancelKeys.set(pid, client);
     return { pid, key: randomBytes(4) };
@@ -209,6 +238,11 @@ export class Pooler {
    * A key that matches no client, or a client that holds no server or owes no reply, cancels nothing.
    */
   cancelRequest(pid: number, key: Buffer): void {
+    const w = this.worker;
+    if (w !== null && pid % w.count !== w.index) {
+      w.forward(pid, key);
+      return;
+    }
     const client = this.cancelKeys.get(pid);
     if (client === undefined || client.cancelKey.length !== key.length || !timingSafeEqual(client.cancelKey, key)) {
       this.log.debug({ pid }, "cancel request with an unknown key ignored");
@@ -233,6 +267,23 @@ export class Pooler {
       if (error !== null) server.log.warn({ reason: error }, "cancel request failed");
       server.pool.cancelFinished(server);
     });
+  }
+
+  /**
+   * Applies a reloaded configuration to the running engine (see reload-settings.ts): pool sizes and modes
+   * change in place, removed databases drain, new ones appear on first use. Listener settings need a restart.
+   */
+  reload(settings: PoolerSettings): ReloadReport {
+    return reloadSettings(this, settings);
+  }
+
+  /**
+   * Graceful shutdown (see drain.ts): refuses new clients and lets each client go at its next transaction
+   * boundary; resolves when all are gone, or cancels what still runs once `timeoutMs` has passed. Call
+   * stop() afterwards.
+   */
+  drain(options: DrainOptions = {}): Promise<DrainResult> {
+    return drainPooler(this, options);
   }
 
   pause(): void {

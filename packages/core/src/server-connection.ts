@@ -104,8 +104,8 @@ export class ServerConnection {
   closeReason = "";
   /** Session-level SETs of clients this server carries (parameter → statement), for the next link's sync. */
   readonly sessionSets = new Map<string, string>();
-  /** The prepared statements this server holds under pgmux's names (null where pgmux does not track them). */
-  readonly statements: ServerStatements | null;
+  /** The prepared statements this server holds under pgmux's names. */
+  readonly statements: ServerStatements;
 
   readonly socket: net.Socket;
   readonly log: Logger;
@@ -122,8 +122,9 @@ export class ServerConnection {
   ) {
     this.createdAt = this.lastUsedAt = this.stateSince = now;
     this.generation = pool.generation;
-    this.statements =
-      pool.statements !== null ? new ServerStatements(pool.pooler.settings.maxPreparedStatements) : null;
+    // Kept on every server, even in pools that track none: a reload may switch the pool's mode while
+    // clients that carry statements are still connected.
+    this.statements = new ServerStatements(pool.pooler.settings.maxPreparedStatements);
     const db = pool.database;
     this.log = pool.log.child({ server: this.id });
     this.cursor = new MessageCursor(PEEK, pool.pooler.settings.maxPacketSize);

@@ -74,6 +74,8 @@ export function settingsFromConfig(config: PgmuxConfig): PoolerSettings {
     userSettings,
     adminUsers: new Set(g.admin_users),
     statsUsers: new Set(g.stats_users),
+    logConnections: g.log_connections,
+    logDisconnections: g.log_disconnections,
   };
 }
 

@@ -192,6 +192,13 @@ const IMPLEMENTED_GENERAL_KEYS = [
   "admin_api_token",
   "pgbouncer_exporter_compat",
   "workers",
+  "shutdown_delay",
+  "shutdown_timeout",
+  "watch_config",
+  "log_format",
+  "log_level",
+  "log_connections",
+  "log_disconnections",
 ];
 
 describe("the configuration schema", () => {

@@ -35,6 +35,9 @@ export type AuthType = (typeof AUTH_TYPES)[number];
 
 export const SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] as const;
 export const LOAD_BALANCE_HOSTS = ["round-robin", "disable"] as const;
+export const LOG_FORMATS = ["json", "text"] as const;
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
 export const TARGET_SESSION_ATTRS = ["any", "read-write", "read-only", "primary", "standby"] as const;
 
 /** PgBouncer's default auth_query (used only when auth_user is set). */
@@ -331,8 +334,27 @@ export const GeneralSettingsSchema = z.strictObject({
   admin_api_token: optionalText(),
   /** Also emit prometheus-community/pgbouncer_exporter's metric names and labels on /metrics. */
   pgbouncer_exporter_compat: flag().default(false),
-  /** Processes sharing the client port; each runs its own pools. */
+  /**
+   * Processes sharing the client port (SO_REUSEPORT); each runs its own pools, with the pool sizes and
+   * connection limits divided among them (docs/operations.md, "Workers"). Read at start-up only.
+   */
   workers: integer(1, 1024, 4).default(1),
+  /**
+   * After SIGTERM, how long pgmux keeps serving as before (while /readyz already fails) so that load
+   * balancers and Kubernetes endpoints stop sending new clients, before it starts draining.
+   */
+  shutdown_delay: seconds().default(0),
+  /**
+   * How long a drain may last: clients still inside a transaction then have their query cancelled and
+   * are closed. 0 waits for ever.
+   */
+  shutdown_timeout: seconds().default(25),
+  /** Reload when the configuration file's directory changes (a Kubernetes ConfigMap update, an editor's save). */
+  watch_config: flag().default(false),
+  /** `json` (pino, one object a line) or `text` (PgBouncer-style lines for people). */
+  log_format: oneOf(LOG_FORMATS).default("json"),
+  /** The starting log level; it can be changed while pgmux runs (POST /v1/log-level, SIGUSR2). */
+  log_level: oneOf(LOG_LEVELS).default("info"),
 });
 
 /** PgBouncer's alias names, rewritten to the name the model uses before validation. */

@@ -25,6 +25,14 @@ export class ConfigSources {
     this.locations.set(JSON.stringify(path.map(String)), copy);
   }
 
+  /** Forgets where `path` and everything under it were written (an entry replaced whole from elsewhere). */
+  forget(path: ConfigPath): void {
+    const prefix = JSON.stringify(path.map(String)).slice(0, -1);
+    for (const key of [...this.locations.keys()]) {
+      if (key === `${prefix}]` || key.startsWith(`${prefix},`)) this.locations.delete(key);
+    }
+  }
+
   /**
    * Where `path` was written. A setting inside a connection string has no line of its own, so this falls
    * back to its nearest recorded parent (the `[databases]` line), and finally to the main file.

@@ -8,6 +8,16 @@ export {
   type SourceLocation,
 } from "./config-error.js";
 export {
+  type ConfigOverride,
+  type ConfigOverrides,
+  combineOverrides,
+  databaseUrlOverrides,
+  envOverrides,
+  flagOverrides,
+  NO_OVERRIDES,
+  SECRET_SETTINGS,
+} from "./config-overrides.js";
+export {
   AUTH_TYPES,
   type AuthType,
   type DatabaseConfig,
@@ -15,6 +25,9 @@ export {
   type GeneralSettings,
   KNOWN_KEYS,
   LOAD_BALANCE_HOSTS,
+  LOG_FORMATS,
+  LOG_LEVELS,
+  type LogLevel,
   type PeerConfig,
   type PgmuxConfig,
   PgmuxConfigSchema,
@@ -35,7 +48,7 @@ export {
   parseIniText,
   type ReadTextFile,
 } from "./ini-parser.js";
-export { ConfigFormat, detectConfigFormat, loadConfig } from "./load-config.js";
+export { ConfigFormat, detectConfigFormat, loadConfig, loadConfigWithoutFile, NO_CONFIG_FILE } from "./load-config.js";
 export { loadPgbouncerIni } from "./pgbouncer-ini.js";
 export { loadPgmuxYaml } from "./pgmux-yaml.js";
 export { REDACTED, redactConfig } from "./redact-config.js";

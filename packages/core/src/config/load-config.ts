@@ -1,6 +1,10 @@
 import { extname, resolve } from "node:path";
-import type { LoadedConfig } from "./build-config.js";
+import { applySettingOverrides, applyUserlistOverrides } from "./apply-overrides.js";
+import { loadAuthFile } from "./auth-file.js";
+import { type BuildContext, buildConfig, emptyRawConfig, type LoadedConfig } from "./build-config.js";
 import { ConfigError, configProblem } from "./config-error.js";
+import { type ConfigOverrides, NO_OVERRIDES } from "./config-overrides.js";
+import { ConfigSources } from "./config-sources.js";
 import { describeReadError, type ReadTextFile, readTextFile } from "./ini-parser.js";
 import { loadPgbouncerIni } from "./pgbouncer-ini.js";
 import { loadPgmuxYaml } from "./pgmux-yaml.js";
@@ -30,7 +34,11 @@ export function detectConfigFormat(path: string, text: string): ConfigFormat {
  * one validated model. Throws ConfigError, and only ConfigError, for anything wrong with the files; its
  * message lists every problem as `file:line: key: what is wrong (what to do)` and never contains a secret.
  */
-export function loadConfig(path: string, readFile: ReadTextFile = readTextFile): LoadedConfig {
+export function loadConfig(
+  path: string,
+  readFile: ReadTextFile = readTextFile,
+  overrides: ConfigOverrides = NO_OVERRIDES,
+): LoadedConfig {
   const file = resolve(path);
   let text: string;
   try {
@@ -43,6 +51,23 @@ export function loadConfig(path: string, readFile: ReadTextFile = readTextFile):
   // Hand the text already read to the loader, so a file replaced in between cannot be half of each.
   const once: ReadTextFile = (p) => (p === file ? text : readFile(p));
   return detectConfigFormat(file, text) === ConfigFormat.PgbouncerIni
-    ? loadPgbouncerIni(file, once)
-    : loadPgmuxYaml(file, once);
+    ? loadPgbouncerIni(file, once, overrides)
+    : loadPgmuxYaml(file, once, overrides);
+}
+
+/** What problems name as the "file" of a default, when pgmux runs from the environment and flags alone. */
+export const NO_CONFIG_FILE = "(no configuration file)";
+
+/**
+ * The configuration from the defaults, the environment and the flags only: `pgmux` with no file, as a
+ * container runs it with `DATABASE_URL` or `PGMUX_*` variables. Same checks and errors as loadConfig.
+ */
+export function loadConfigWithoutFile(overrides: ConfigOverrides, readFile: ReadTextFile = readTextFile): LoadedConfig {
+  const sources = new ConfigSources(NO_CONFIG_FILE);
+  const ctx: BuildContext = { sources, problems: [], secrets: new Set(), inlineUserlist: false };
+  const raw = emptyRawConfig();
+  applySettingOverrides(raw, ctx, overrides);
+  loadAuthFile(raw, ctx, readFile);
+  applyUserlistOverrides(raw, ctx, overrides);
+  return buildConfig(raw, ctx);
 }

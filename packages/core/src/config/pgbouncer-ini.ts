@@ -1,8 +1,10 @@
 import { resolve } from "node:path";
+import { applySettingOverrides, applyUserlistOverrides } from "./apply-overrides.js";
 import { loadAuthFile } from "./auth-file.js";
 import { type BuildContext, buildConfig, emptyRawConfig, type LoadedConfig } from "./build-config.js";
 import { closestKey } from "./closest-key.js";
 import { configProblem } from "./config-error.js";
+import { type ConfigOverrides, NO_OVERRIDES } from "./config-overrides.js";
 import { KNOWN_KEYS } from "./config-schema.js";
 import { ConfigSources } from "./config-sources.js";
 import { parseConnectionString } from "./connection-string.js";
@@ -19,7 +21,11 @@ type EntrySection = "databases" | "users" | "peers";
  * Returns the validated model with warnings for settings pgmux accepts but does not act on yet; throws
  * ConfigError listing every problem as `file:line: key: what is wrong (what to do)`.
  */
-export function loadPgbouncerIni(path: string, readFile: ReadTextFile = readTextFile): LoadedConfig {
+export function loadPgbouncerIni(
+  path: string,
+  readFile: ReadTextFile = readTextFile,
+  overrides: ConfigOverrides = NO_OVERRIDES,
+): LoadedConfig {
   const main = resolve(path);
   const doc = parseIni(main, readFile);
   const sources = new ConfigSources(main);
@@ -59,7 +65,9 @@ export function loadPgbouncerIni(path: string, readFile: ReadTextFile = readText
     // Entries of an unknown section were reported with the section; reporting each would only repeat it.
   }
 
+  applySettingOverrides(raw, ctx, overrides);
   loadAuthFile(raw, ctx, readFile);
+  applyUserlistOverrides(raw, ctx, overrides);
   return buildConfig(raw, ctx);
 }
 

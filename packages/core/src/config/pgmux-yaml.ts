@@ -1,9 +1,11 @@
 import { resolve } from "node:path";
 import { isMap, isScalar, LineCounter, parseDocument } from "yaml";
+import { applySettingOverrides, applyUserlistOverrides } from "./apply-overrides.js";
 import { loadAuthFile } from "./auth-file.js";
 import { type BuildContext, buildConfig, emptyRawConfig, type LoadedConfig } from "./build-config.js";
 import { closestKey } from "./closest-key.js";
 import { ConfigError, configProblem } from "./config-error.js";
+import { type ConfigOverrides, NO_OVERRIDES } from "./config-overrides.js";
 import { KNOWN_KEYS } from "./config-schema.js";
 import { type ConfigPath, ConfigSources } from "./config-sources.js";
 import { parseConnectionString } from "./connection-string.js";
@@ -55,7 +57,11 @@ function yamlHeadline(message: string): string {
   return (cut >= 0 ? first.slice(0, cut) : first).slice(0, 120);
 }
 
-export function loadPgmuxYaml(path: string, readFile: ReadTextFile = readTextFile): LoadedConfig {
+export function loadPgmuxYaml(
+  path: string,
+  readFile: ReadTextFile = readTextFile,
+  overrides: ConfigOverrides = NO_OVERRIDES,
+): LoadedConfig {
   const file = resolve(path);
   let text: string;
   try {
@@ -145,6 +151,7 @@ export function loadPgmuxYaml(path: string, readFile: ReadTextFile = readTextFil
     }
   }
 
+  applySettingOverrides(raw, ctx, overrides);
   if (ctx.inlineUserlist && raw.pgmux.auth_file !== undefined) {
     ctx.problems.push(
       configProblem(
@@ -156,6 +163,7 @@ export function loadPgmuxYaml(path: string, readFile: ReadTextFile = readTextFil
   } else {
     loadAuthFile(raw, ctx, readFile);
   }
+  applyUserlistOverrides(raw, ctx, overrides);
   return buildConfig(raw, ctx);
 }
 

@@ -20,8 +20,6 @@ export const UNIMPLEMENTED_KEYS = {
     "syslog",
     "syslog_ident",
     "syslog_facility",
-    "log_connections",
-    "log_disconnections",
     "log_pooler_errors",
     "log_stats",
     "stats_period",
