@@ -28,6 +28,7 @@ import { PgmuxConfigSchema } from "./config/config-schema.js";
 import type { Pool } from "./pool.js";
 import { Pooler } from "./pooler.js";
 import { DEFAULT_SETTINGS, type PoolerSettings } from "./pooler-settings.js";
+import { ServerStatements } from "./prepared-statements.js";
 import type { ServerConnection } from "./server-connection.js";
 import { SessionState } from "./session-state.js";
 
@@ -144,6 +145,7 @@ function fakeServer(pool: Pool, over: Record<string, unknown> = {}): ServerConne
     lastUsedAt: 99_000,
     params: new Map<string, string>(),
     socket: { localAddress: "127.0.0.1", localPort: 40001 },
+    statements: new ServerStatements(200),
     ...over,
   } as unknown as ServerConnection;
   pool.servers.add(server);

@@ -80,7 +80,7 @@ function fakeServer(pool: Pool, over: Partial<Record<keyof ServerConnection, unk
     lastUsedAt: 9_000,
     params: new Map<string, string>(),
     socket: { localAddress: "127.0.0.1", localPort: 40000 },
-    statements: null,
+    statements: new ServerStatements(200),
     ...over,
   } as unknown as ServerConnection;
   pool.servers.add(server);
@@ -253,7 +253,7 @@ describe("snapshots", () => {
     expect(snap.preparedStatements).toBeNull();
     expect(snap.sessionState).toBeNull();
     expect(snapshotClients(pooler)[0]).toMatchObject({ pins: null, replayedSets: null, preparedStatements: null });
-    expect(snapshotServers(pooler)[0]?.preparedStatements).toBeNull();
+    expect(snapshotServers(pooler)[0]?.preparedStatements).toBe(0);
   });
 
   test("pins are listed per client with their counts, and per pool as clients pinned now and pins by reason", () => {

@@ -162,8 +162,8 @@ export interface ServerSnapshot {
   /** Status of its last ReadyForQuery: I, T or E. */
   readonly transactionStatus: string;
   readonly applicationName: string;
-  /** Prepared statements it holds under pgmux's names (null where pgmux does not track them). */
-  readonly preparedStatements: number | null;
+  /** Prepared statements it holds under pgmux's names (0 where pgmux does not carry them across servers). */
+  readonly preparedStatements: number;
 }
 
 export interface PoolerTotals extends PoolCounters {
@@ -261,7 +261,7 @@ export function snapshotPool(pool: Pool, clients: Iterable<ClientSession>, clock
   let statementsOnServers = 0;
   for (const server of pool.servers) {
     if (server.state === ServerState.Closed) continue;
-    statementsOnServers += server.statements?.size ?? 0;
+    statementsOnServers += server.statements.size;
     switch (pgbouncerServerState(server, pool, clock.now)) {
       case "active":
         servers.active++;
@@ -405,7 +405,7 @@ export function snapshotServer(server: ServerConnection, clock: SnapshotClock): 
     clientId: linked?.id ?? null,
     transactionStatus: String.fromCharCode(server.status),
     applicationName: linked?.params.get("application_name") ?? server.params.get("application_name") ?? "",
-    preparedStatements: server.statements?.size ?? null,
+    preparedStatements: server.statements.size,
   };
 }
 
