@@ -71,7 +71,7 @@ export class Pool {
     transactionMicros: 0,
     refusedSessionState: 0,
   };
-  /** Clients that came to be pinned to their server, by the reason that first pinned them. */
+  /** Times a client gained a pin reason it did not hold (one client may count under several reasons). */
   readonly pinsByReason = new Map<PinReason, number>();
   /** Durations of client waits, transactions and queries, observed where the counters above are bumped. */
   readonly histograms = new PoolHistograms();
