@@ -5,7 +5,7 @@
  *   pnpm bench -- --quick             a small version of everything, under 3 minutes
  *   pnpm bench -- --profile           pgmux under the V8 CPU profiler during a pgbench load; top 20 by self time
  *   pnpm bench -- --only LIST         run only some parts: section names and/or pgbench cell patterns
- *   pnpm bench -- --prepared          add -M prepared cells (direct and pgmux; PgBouncer 1.18 cannot)
+ *   pnpm bench -- --no-prepared       leave out the -M prepared cells (direct and pgmux; PgBouncer 1.18 cannot)
  *   pnpm bench -- --report FILE       print the Markdown report of a saved run again
  *   --reps N --duration S --scale-factor N --idle 1000,10000 --workers N   override the run size
  */
@@ -40,7 +40,8 @@ export const USAGE = `usage: pnpm bench [-- options]
   --profile               run pgmux under the V8 CPU profiler during a pgbench load, print the top 20 functions
   --only LIST             comma-separated: sections (${SECTIONS.join(", ")}, scale = throughput+rate+idle) and/or
                           pgbench cells as script/mode/clients with * wildcards (select/*/100, tpcb/extended/*)
-  --prepared              add -M prepared cells (direct and pgmux only)
+  --no-prepared           leave out the -M prepared cells (direct and pgmux only: PgBouncer 1.18 cannot run
+                          them in transaction mode; pgmux's are compared with PgBouncer's -M extended)
   --reps N                repetitions per pgbench cell (full 3, quick 1)
   --duration S            seconds per pgbench run (full 10, quick 3)
   --scale-factor N        pgbench -i -s (full 10, quick 1)
@@ -58,7 +59,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions | "help
     options: {
       quick: { type: "boolean" },
       profile: { type: "boolean" },
-      prepared: { type: "boolean" },
+      "no-prepared": { type: "boolean" },
       only: { type: "string" },
       reps: { type: "string" },
       duration: { type: "string" },
@@ -72,7 +73,8 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions | "help
   if (values.help) return "help";
   const quick = values.quick === true;
 
-  const modes: PgbenchMode[] = [...MODES, ...(values.prepared ? (["prepared"] as const) : [])];
+  const prepared = values["no-prepared"] !== true;
+  const modes: PgbenchMode[] = [...MODES, ...(prepared ? (["prepared"] as const) : [])];
   let cells: Cell[] = quick
     ? [
         { script: "select-only", mode: "simple", clients: 10 },
@@ -80,7 +82,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions | "help
         { script: "select-only", mode: "extended", clients: 100 },
         { script: "tpcb-like", mode: "simple", clients: 10 },
         { script: "tpcb-like", mode: "simple", clients: 100 },
-        ...(values.prepared ? [{ script: "select-only", mode: "prepared", clients: 100 } as const] : []),
+        ...(prepared ? [{ script: "select-only", mode: "prepared", clients: 100 } as const] : []),
       ]
     : SCRIPTS.flatMap((script) => modes.flatMap((mode) => FULL_CLIENTS.map((clients) => ({ script, mode, clients }))));
 

@@ -1,7 +1,7 @@
 /**
  * pgmux against direct PostgreSQL and PgBouncer, measured in one run on one machine and reported as ratios.
  *
- *   pnpm bench [-- --quick | --profile | --only LIST | --prepared | --report FILE | --help]
+ *   pnpm bench [-- --quick | --profile | --only LIST | --no-prepared | --report FILE | --help]
  *
  * A throwaway PostgreSQL (the test harness's PostgresCluster), `pgbench -i`, then Debian's pgbouncer
  * (installed if missing) and the pgmux CLI from the same generated pgbouncer.ini. Then:

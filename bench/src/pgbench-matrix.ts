@@ -32,7 +32,7 @@ export function cellName(cell: Cell): string {
   return `${SCRIPT_NAMES[cell.script]}/${cell.mode}/${cell.clients}`;
 }
 
-/** PgBouncer 1.18 cannot run -M prepared in transaction mode; pgmux cannot yet either (issue 5), but may try. */
+/** PgBouncer 1.18 cannot run -M prepared in transaction mode (named statements collide across clients). */
 export function targetsFor(cell: Cell): readonly Target[] {
   return cell.mode === "prepared" ? ["direct", "pgmux"] : TARGETS;
 }

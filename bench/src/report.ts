@@ -38,13 +38,13 @@ export function pgbenchTable(summaries: readonly CellSummary[]): string {
   const rows = cells.map((cell) => {
     const of = (t: Target) => summaries.find((s) => s.cell === cell && s.target === t);
     const d = of("direct");
-    const b = of("pgbouncer");
+    const b = pgbouncerFor(summaries, cell);
     const m = of("pgmux");
     const three = (pick: (s: CellSummary) => string) => [d, b, m].map((s) => (s ? pick(s) : "–")).join(" / ");
     const failures = (s: CellSummary) =>
       `${s.failedTransactions}${s.abortedClients > 0 ? `+${s.abortedClients}ac` : ""}${s.failedRuns > 0 ? `+${s.failedRuns}fr` : ""}`;
     return [
-      cell,
+      isPrepared(cell) ? `${cell} (B: -M extended)` : cell,
       fixed(d?.tps ?? Number.NaN, 0),
       fixed(b?.tps ?? Number.NaN, 0),
       fixed(m?.tps ?? Number.NaN, 0),
@@ -81,12 +81,26 @@ export interface CellRatios {
   readonly cpuVsPgbouncer: number;
 }
 
+/**
+ * PgBouncer's figures to set against a cell: its own, or for a -M prepared cell (which PgBouncer 1.18 cannot
+ * run in transaction mode) those of its -M extended cell with the same script and clients — the issue's
+ * target compares exactly these.
+ */
+function pgbouncerFor(summaries: readonly CellSummary[], cell: string): CellSummary | undefined {
+  const name = isPrepared(cell) ? cell.replace("/prepared/", "/extended/") : cell;
+  return summaries.find((s) => s.cell === name && s.target === "pgbouncer");
+}
+
+function isPrepared(cell: string): boolean {
+  return cell.includes("/prepared/");
+}
+
 export function cellRatios(summaries: readonly CellSummary[]): CellRatios[] {
   const cells = [...new Set(summaries.map((s) => s.cell))];
   return cells.map((cell) => {
     const of = (t: Target) => summaries.find((s) => s.cell === cell && s.target === t);
     const m = of("pgmux");
-    const b = of("pgbouncer");
+    const b = pgbouncerFor(summaries, cell);
     const d = of("direct");
     return {
       cell,
@@ -98,19 +112,29 @@ export function cellRatios(summaries: readonly CellSummary[]): CellRatios[] {
   });
 }
 
-/** The ratios over all cells: geometric means, and how many cells pgmux leads PgBouncer in. */
-export function ratiosSummary(ratios: readonly CellRatios[]): string {
+/**
+ * The ratios over all cells: geometric means, and how many cells pgmux leads PgBouncer in; -M prepared
+ * cells (against PgBouncer's -M extended) get a line of their own.
+ */
+export function ratiosSummary(all: readonly CellRatios[]): string {
   const geo = (values: readonly number[]) => {
     const ok = values.filter((v) => typeof v === "number" && Number.isFinite(v) && v > 0);
     return ok.length === 0 ? Number.NaN : Math.exp(ok.reduce((a, v) => a + Math.log(v), 0) / ok.length);
   };
+  const prepared = all.filter((r) => isPrepared(r.cell));
+  const ratios = all.filter((r) => !isPrepared(r.cell));
+  const preparedLine =
+    prepared.length === 0
+      ? ""
+      : ` -M prepared through pgmux over PgBouncer's -M extended (target ≥ 1.1): ${fixed(geo(prepared.map((r) => r.tpsVsPgbouncer)))} over ${prepared.length} cells.`;
   const tpsB = ratios.map((r) => r.tpsVsPgbouncer);
   const ahead = tpsB.filter((v) => typeof v === "number" && v >= 1).length;
   return (
     `Over ${ratios.length} cells (geometric means of the per-cell ratios): TPS pgmux/PgBouncer ${fixed(geo(tpsB))} ` +
     `(pgmux at or above PgBouncer in ${ahead} of ${ratios.length} cells), TPS pgmux/direct ${fixed(geo(ratios.map((r) => r.tpsVsDirect)))}, ` +
     `p99 pgmux/PgBouncer ${fixed(geo(ratios.map((r) => r.p99VsPgbouncer)))}, ` +
-    `pooler CPU per transaction pgmux/PgBouncer ${fixed(geo(ratios.map((r) => r.cpuVsPgbouncer)))}.`
+    `pooler CPU per transaction pgmux/PgBouncer ${fixed(geo(ratios.map((r) => r.cpuVsPgbouncer)))}.` +
+    preparedLine
   );
 }
 
