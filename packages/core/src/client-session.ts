@@ -37,6 +37,7 @@ import type { Pool } from "./pool.js";
 import type { Pooler } from "./pooler.js";
 import { formatPoolerMessage, type PoolerErrorCode, PoolerErrors } from "./pooler-errors.js";
 import type { PreparedStatement } from "./prepared-statements.js";
+import { readBuffer } from "./read-buffers.js";
 import { ReplyQueue, Slot } from "./reply-queue.js";
 import type { ServerConnection } from "./server-connection.js";
 import type { ScramKeys } from "./server-login.js";
@@ -958,9 +959,14 @@ export class ClientSession {
    * Server → client bytes. Called with whole chunks (or their head, up to a releasing ReadyForQuery).
    */
   forward(bytes: Buffer): void {
-    if (this.trace !== null) this.trace.record(TraceDirection.B2F, bytes, 0, bytes.length);
+    if (this.trace !== null) {
+      this.trace.record(TraceDirection.B2F, bytes, 0, bytes.length);
+      readBuffer.retained = true;
+    }
     this.pool!.stats.bytesFromServers += bytes.length;
     if (!this.socket.write(bytes)) this.server?.pauseReading();
+    // Bytes the socket could not send at once still point into the server's read buffer.
+    if (this.socket.writableLength > 0) readBuffer.retained = true;
   }
 
   /**

@@ -14,6 +14,7 @@ import type { ClientSession } from "./client-session.js";
 import { CursorEvent, MessageCursor, messageHeader } from "./message-cursor.js";
 import type { Pool } from "./pool.js";
 import { ServerStatements } from "./prepared-statements.js";
+import { READ_BUFFER_BYTES, readBuffer } from "./read-buffers.js";
 import { completes, type ReplyQueue, Slot } from "./reply-queue.js";
 import { ServerLogin } from "./server-login.js";
 import { isReportedParameter } from "./tracked-parameters.js";
@@ -133,15 +134,33 @@ export class ServerConnection {
       maxMessageBytes: pool.pooler.settings.maxPacketSize,
     });
     this.socket = db.host.startsWith("/")
-      ? net.connect({ path: `${db.host}/.s.PGSQL.${db.port}` })
-      : net.connect({ host: db.host, port: db.port });
+      ? net.connect({ path: `${db.host}/.s.PGSQL.${db.port}`, onread: this.onread() })
+      : net.connect({ host: db.host, port: db.port, onread: this.onread() });
     this.socket.setNoDelay(true);
     this.socket.setKeepAlive(true, 60_000);
     this.socket.on("connect", () => this.onConnect());
-    this.socket.on("data", (chunk: Buffer) => this.onData(chunk));
     this.socket.on("drain", () => this.client?.resumeReading());
     this.socket.on("error", (err) => this.close(`socket error: ${err.message}`));
     this.socket.on("close", () => this.onClose());
+  }
+
+  /** The buffer the next read goes into (see read-buffers.ts); null once a client kept the last one. */
+  private readInto: Buffer | null = null;
+
+  private onread(): net.OnReadOpts {
+    return {
+      buffer: () => {
+        if (this.readInto === null) this.readInto = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+        return this.readInto;
+      },
+      callback: (bytes: number, buffer: Uint8Array) => {
+        // Login steps may keep decoded views while a SCRAM computation runs: those reads are never reused.
+        readBuffer.retained = this.state === ServerState.Login;
+        this.onData((buffer as Buffer).subarray(0, bytes));
+        if (readBuffer.retained) this.readInto = null;
+        return true;
+      },
+    };
   }
 
   private onConnect(): void {
