@@ -53,6 +53,9 @@ auth_file = userlist.txt
 pool_mode = transaction
 default_pool_size = 20
 max_client_conn = 1000
+; the admin console (psql -d pgbouncer) and the admin server (metrics, probes, dashboard at /)
+admin_users = ${cluster.user}
+admin_listen_port = 0
 `,
 );
 
