@@ -7,7 +7,7 @@
  *   pnpm bench -- --only LIST         run only some parts: section names and/or pgbench cell patterns
  *   pnpm bench -- --no-prepared       leave out the -M prepared cells (direct and pgmux; PgBouncer 1.18 cannot)
  *   pnpm bench -- --report FILE       print the Markdown report of a saved run again
- *   --reps N --duration S --scale-factor N --idle 1000,10000 --workers N   override the run size
+ *   --reps N --duration S --scale-factor N --idle 1000,10000 --workers N --rate N   override the run size
  */
 import { parseArgs } from "node:util";
 import type { PgbenchMode, PgbenchScript } from "./pgbench.js";
@@ -31,6 +31,8 @@ export interface BenchOptions {
   readonly bulkRows: number;
   readonly bulkReps: number;
   readonly workers: number;
+  /** --rate N: pgbench -R N for every cell (fixed load; compare CPU per transaction rather than TPS). */
+  readonly rate?: number;
   /** --report FILE: print the Markdown report of a saved run (bench/results/*.json) and exit. */
   readonly reportFile?: string;
 }
@@ -47,6 +49,8 @@ export const USAGE = `usage: pnpm bench [-- options]
   --scale-factor N        pgbench -i -s (full 10, quick 1)
   --idle N,N,...          idle-client steps (full 1000,10000,50000, quick 1000)
   --workers N             client worker processes for the scale runs (default 2)
+  --rate N                run every pgbench cell at a fixed N transactions/s (pgbench -R): on a busy machine,
+                          pooler CPU per transaction at equal load is the figure to compare, not TPS
   --report FILE           print the Markdown report of a saved run (bench/results/<time>-<size>.json) and exit`;
 
 const SCRIPTS: readonly PgbenchScript[] = ["select-only", "tpcb-like"];
@@ -66,6 +70,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions | "help
       "scale-factor": { type: "string" },
       idle: { type: "string" },
       workers: { type: "string" },
+      rate: { type: "string" },
       report: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
@@ -131,6 +136,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions | "help
     bulkRows: quick ? 100_000 : 1_000_000,
     bulkReps: quick ? 1 : 3,
     workers: positive(values.workers, 2, "--workers"),
+    ...(values.rate !== undefined ? { rate: positive(values.rate, 1, "--rate") } : {}),
     ...(values.report !== undefined ? { reportFile: values.report } : {}),
   };
 }

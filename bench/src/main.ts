@@ -154,7 +154,16 @@ async function runBenchmark(
       `pgbench: ${options.cells.length} cells × targets × ${options.reps} reps, ${options.seconds} s each ` +
         `(about ${Math.ceil((runsPlanned * (options.seconds + 2)) / 60)} min)`,
     );
-    const matrix = { children, binDir: env.binDir, cluster: env.cluster, endpoints, poolers, logDir: env.workDir, log };
+    const matrix = {
+      children,
+      binDir: env.binDir,
+      cluster: env.cluster,
+      endpoints,
+      poolers,
+      logDir: env.workDir,
+      log,
+      ...(options.rate !== undefined ? { rate: options.rate } : {}),
+    };
     const runs = await runMatrix(matrix, options.cells, options.reps, options.seconds);
     const summaries = summarize(options.cells, runs);
     report.pgbench = { runs, summaries, ratios: cellRatios(summaries) };

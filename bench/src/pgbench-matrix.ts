@@ -67,6 +67,8 @@ export interface MatrixContext {
   readonly poolers: PoolerSet;
   readonly logDir: string;
   readonly log: (line: string) => void;
+  /** --rate: every run at this fixed rate (pgbench -R), so that pooler CPU per transaction compares at equal load. */
+  readonly rate?: number;
 }
 
 export async function runMatrix(
@@ -125,7 +127,7 @@ async function runOne(
     ctx.children,
     ctx.binDir,
     ctx.endpoints[target],
-    { ...cell, jobs: Math.min(2, cell.clients), seconds },
+    { ...cell, jobs: Math.min(2, cell.clients), seconds, ...(ctx.rate !== undefined ? { rate: ctx.rate } : {}) },
     ctx.logDir,
     String(index),
     onProgress,

@@ -24,6 +24,8 @@ export interface PgbenchRun {
   readonly clients: number;
   readonly jobs: number;
   readonly seconds: number;
+  /** pgbench -R: a fixed total rate (transactions per second) instead of as fast as possible. */
+  readonly rate?: number;
 }
 
 export interface PgbenchResult {
@@ -58,6 +60,7 @@ export function pgbenchArgs(endpoint: Endpoint, run: PgbenchRun, logPrefix?: str
     ...["-h", endpoint.host, "-p", String(endpoint.port), "-U", endpoint.user],
     ...["-b", run.script, "-M", run.mode, "-c", String(run.clients), "-j", String(run.jobs)],
     ...["-T", String(run.seconds), "-n", "-P", "1"],
+    ...(run.rate !== undefined ? ["-R", String(run.rate)] : []),
     ...(logPrefix ? ["--log", `--log-prefix=${logPrefix}`] : []),
     endpoint.database,
   ];

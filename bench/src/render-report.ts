@@ -37,6 +37,7 @@ export interface BenchReport {
     readonly bulkRows: number;
     readonly bulkReps: number;
     readonly workers: number;
+    readonly rate?: number;
   };
   readonly machine: {
     readonly cpu?: string;
@@ -109,7 +110,7 @@ export function renderReport(r: BenchReport, jsonPath?: string): string {
       [
         "### pgbench",
         "",
-        `Each cell: \`pgbench -n -b <script> -M <mode> -c <clients> -j 2 -T ${o.seconds} -P 1 --log\` (-j 1 for 1 client), ` +
+        `Each cell: \`pgbench -n -b <script> -M <mode> -c <clients> -j 2 -T ${o.seconds}${o.rate !== undefined ? ` -R ${o.rate}` : ""} -P 1 --log\` (-j 1 for 1 client), ` +
           `${o.reps} repetition(s), runs interleaved direct → PgBouncer → pgmux. TPS is pgbench's (without initial connection ` +
           "time), median over repetitions; mean and p99 latency come from pgbench's per-transaction log of every transaction " +
           "(median over repetitions); failed transactions are summed (+Nac: aborted clients, +Nfr: runs that failed); pooler CPU is " +
